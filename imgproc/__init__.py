@@ -1,0 +1,1 @@
+"""The `imgproc` command line: operate, run locally, package and deploy the pipeline."""

@@ -1,0 +1,51 @@
+"""`imgproc`: one command for operators, on-call engineers and newcomers.
+
+Subcommands register themselves in :data:`COMMANDS`; each module owns its arguments and its work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+# name -> (help line, add_arguments(parser), run(args) -> exit code)
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {}
+
+
+def _version() -> str:
+    try:
+        return version("imgproc")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgproc",
+        description="Event-driven image resizing on AWS: S3 -> SQS -> Lambda -> S3 + CloudFront.",
+        epilog="Run 'imgproc COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_line, add_arguments, run) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_line, description=help_line)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Logs, traces and metrics for the processor and the operators' tools."""

@@ -1,0 +1,173 @@
+"""The function's configuration: environment variables parsed once into a frozen dataclass.
+
+Every problem is reported at once, with the variable's name and the value it had, so that a bad
+deployment fails at cold start with a message an operator can act on, not mid-batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from processor.spec import Fit, OutputFormat, Size
+
+T = TypeVar("T")
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class ConfigError(ValueError):
+    """One or more environment variables are missing or invalid; the message lists each."""
+
+
+@dataclass(frozen=True)
+class Config:
+    dest_bucket: str
+    source_prefix: str = "original/"
+    dest_prefix: str = "resized/"
+    sizes: tuple[Size, ...] = (Size(100, 100), Size(300, 300))
+    fit: Fit = Fit.CONTAIN
+    output_format: OutputFormat | None = None  # None is OUTPUT_FORMAT=auto
+    quality: int = 85
+    max_pixels: int = 100_000_000
+    max_source_bytes: int = 104_857_600
+    dlq_url: str | None = None
+    delete_on_remove: bool = True
+    watermark_text: str | None = None
+    catalog_table: str | None = None
+    notify_topic_arn: str | None = None
+    log_level: str = "INFO"
+    # Not in the interface contract; tuning knobs with safe defaults.
+    concurrency: int = 4  # records of one batch rendered at once (CONCURRENCY)
+    deadline_margin_ms: int = 5_000  # stop starting records this close to the timeout (DEADLINE_MARGIN_MS)
+    cache_control: str = "public, max-age=86400"  # on every rendition (CACHE_CONTROL)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Parse ``env`` (default ``os.environ``); raise :class:`ConfigError` naming every bad variable."""
+        env = os.environ if env is None else env
+        parser = _Parser(env)
+        config = cls(
+            dest_bucket=parser.get("DEST_BUCKET", str, required=True),
+            source_prefix=parser.get("SOURCE_PREFIX", _prefix, "original/"),
+            dest_prefix=parser.get("DEST_PREFIX", _prefix, "resized/"),
+            sizes=parser.get("SIZES", _sizes, (Size(100, 100), Size(300, 300))),
+            fit=parser.get("FIT", _choice(Fit), Fit.CONTAIN),
+            output_format=parser.get("OUTPUT_FORMAT", _output_format, None),
+            quality=parser.get("QUALITY", _int_between(1, 100), 85),
+            max_pixels=parser.get("MAX_PIXELS", _int_between(1, 2**40), 100_000_000),
+            max_source_bytes=parser.get("MAX_SOURCE_BYTES", _int_between(1, 5 * 2**40), 104_857_600),
+            dlq_url=parser.get("DLQ_URL", str, None),
+            delete_on_remove=parser.get("DELETE_ON_REMOVE", _bool, True),
+            watermark_text=parser.get("WATERMARK_TEXT", str, None),
+            catalog_table=parser.get("CATALOG_TABLE", str, None),
+            notify_topic_arn=parser.get("NOTIFY_TOPIC_ARN", str, None),
+            log_level=parser.get("LOG_LEVEL", _choice_of(_LOG_LEVELS), "INFO"),
+            concurrency=parser.get("CONCURRENCY", _int_between(1, 64), 4),
+            deadline_margin_ms=parser.get("DEADLINE_MARGIN_MS", _int_between(0, 900_000), 5_000),
+            cache_control=parser.get("CACHE_CONTROL", str, "public, max-age=86400"),
+        )
+        parser.raise_if_invalid()
+        if config.source_prefix.startswith(config.dest_prefix) or config.dest_prefix.startswith(
+            config.source_prefix
+        ):
+            raise ConfigError(
+                f"SOURCE_PREFIX={config.source_prefix!r} and DEST_PREFIX={config.dest_prefix!r} overlap: "
+                "renditions written into the source prefix would trigger themselves"
+            )
+        return config
+
+
+class _Parser:
+    """Collects every invalid variable instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self._problems: list[str] = []
+
+    def get(
+        self, name: str, convert: Callable[[str], T], default: T | None = None, *, required: bool = False
+    ):
+        raw = self._env.get(name, "").strip()
+        if not raw:  # CloudFormation cannot omit a variable conditionally: empty means unset
+            if required:
+                self._problems.append(f"{name} is required")
+            return default
+        try:
+            return convert(raw)
+        except ValueError as exc:
+            self._problems.append(f"{name}={raw!r}: {exc}")
+            return default
+
+    def raise_if_invalid(self) -> None:
+        if self._problems:
+            raise ConfigError("invalid configuration: " + "; ".join(self._problems))
+
+
+def _prefix(raw: str) -> str:
+    if raw.startswith("/"):
+        raise ValueError("S3 key prefixes do not start with '/'")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def _sizes(raw: str) -> tuple[Size, ...]:
+    sizes = tuple(Size.parse(part) for part in raw.split(",") if part.strip())
+    if not sizes:
+        raise ValueError("give at least one WIDTHxHEIGHT")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError("sizes repeat")
+    return sizes
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def convert(raw: str) -> int:
+        try:
+            value = int(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError("not an integer") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return convert
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _choice_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if raw.upper() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return raw.upper()
+
+    return convert
+
+
+def _choice(enum_type: type[Fit]) -> Callable[[str], Fit]:
+    def convert(raw: str) -> Fit:
+        try:
+            return enum_type(raw.lower())
+        except ValueError:
+            raise ValueError(f"expected one of {', '.join(m.value for m in enum_type)}") from None
+
+    return convert
+
+
+def _output_format(raw: str) -> OutputFormat | None:
+    if raw.lower() == "auto":
+        return None
+    try:
+        return OutputFormat(raw.lower())
+    except ValueError:
+        raise ValueError(f"expected auto or one of {', '.join(f.value for f in OutputFormat)}") from None

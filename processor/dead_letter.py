@@ -1,0 +1,51 @@
+"""Send a permanently failing message to the DLQ ourselves, with the reason attached.
+
+SQS's own redrive would get it there too, but only after ``maxReceiveCount`` pointless retries and
+without saying why; operators filter and replay by these attributes (``imgproc dlq``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from processor.errors import ProcessingError
+from processor.events import SqsMessage
+from processor.markers import utc_timestamp
+
+MAX_ERROR_MESSAGE_BYTES = 1024
+
+
+def attributes(message: SqsMessage, error: ProcessingError, now: datetime | None = None) -> dict[str, Any]:
+    """The DESIGN.md dead-letter attributes; ``replay-count`` carries over what a replay set."""
+
+    def text(value: str) -> dict[str, str]:
+        return {"DataType": "String", "StringValue": value}
+
+    return {
+        "error-class": text(error.error_class),
+        "error-message": text(
+            truncate_utf8(_sqs_text(str(error)) or error.error_class, MAX_ERROR_MESSAGE_BYTES)
+        ),
+        "failed-at": text(utc_timestamp(now)),
+        "original-message-id": text(message.message_id),
+        "replay-count": {"DataType": "Number", "StringValue": str(message.replay_count)},
+    }
+
+
+def send(sqs: Any, dlq_url: str, message: SqsMessage, error: ProcessingError) -> None:
+    """Put the unchanged body on the DLQ; raises if SQS did not take it (the caller then retries)."""
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=message.body, MessageAttributes=attributes(message, error))
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes without splitting a character."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - 3].decode(errors="ignore") + "..."
+
+
+def _sqs_text(text: str) -> str:
+    """SQS rejects attribute values with control characters other than tab, LF and CR."""
+    return "".join(c if c in "\t\n\r" or " " <= c <= "\ud7ff" or c >= "\ue000" else "?" for c in text)

@@ -1,0 +1,58 @@
+"""Lambda entry point: ``processor.handler.lambda_handler``.
+
+Configuration and AWS clients are built once per container (cold start) and reused by every
+invocation; a bad configuration fails the cold start loudly instead of failing each record.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from observability import logs
+from processor.batch import process_batch
+from processor.config import Config
+from processor.events import parse_sqs_event
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: Config
+    s3: Any
+    sqs: Any
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """The container-wide configuration and clients (tests call ``runtime.cache_clear()``)."""
+    config = Config.from_env()
+    logs.configure(config.log_level)
+    boto_config = BotoConfig(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=max(10, 2 * config.concurrency),
+    )
+    return Runtime(
+        config=config,
+        s3=boto3.client("s3", config=boto_config),
+        sqs=boto3.client("sqs", config=boto_config),
+    )
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """Process one SQS batch; return the ids of the messages SQS must deliver again."""
+    rt = runtime()
+    log = logs.get_logger("processor", request_id=getattr(context, "aws_request_id", None))
+    remaining = getattr(context, "get_remaining_time_in_millis", None) or (lambda: math.inf)
+    result = process_batch(
+        parse_sqs_event(event), config=rt.config, s3=rt.s3, sqs=rt.sqs, remaining_ms=remaining, log=log
+    )
+    response = result.response()
+    log.info("batch.done", records=len(result.outcomes), failures=len(response["batchItemFailures"]))
+    return response

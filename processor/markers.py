@@ -1,0 +1,42 @@
+"""The idempotency marker: S3 user metadata on every rendition saying what it was made from.
+
+A rendition is current when its ``source-etag`` equals the source's ETag now and its ``rendition``
+equals the digest of the recipe now; then a redelivered, replayed or backfilled event stops at a HEAD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+SOURCE_ETAG = "source-etag"
+SOURCE_KEY = "source-key"
+RENDITION = "rendition"
+PROCESSED_AT = "processed-at"
+
+
+def build(source_key: str, source_etag: str, digest: str, now: datetime | None = None) -> dict[str, str]:
+    """Metadata for a rendition written now (values ASCII, as S3 user metadata requires)."""
+    return {
+        SOURCE_ETAG: strip_quotes(source_etag),
+        SOURCE_KEY: quote(source_key),
+        RENDITION: digest,
+        PROCESSED_AT: utc_timestamp(now),
+    }
+
+
+def is_current(metadata: Mapping[str, str] | None, source_etag: str, digest: str) -> bool:
+    """True when ``metadata`` (from a rendition's HEAD) marks it as made from this source and recipe."""
+    if not metadata:
+        return False
+    return metadata.get(SOURCE_ETAG) == strip_quotes(source_etag) and metadata.get(RENDITION) == digest
+
+
+def strip_quotes(etag: str) -> str:
+    return etag.strip('"')
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """ISO-8601 UTC with a ``Z``, second precision: the form every marker and DLQ attribute uses."""
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,75 @@
+"""Where each rendition of a source key lives, and with which recipe: pure, no I/O.
+
+Rendition keys must be known *before* the source is downloaded, because an up-to-date rendition
+must cost a HEAD and nothing more.  With ``OUTPUT_FORMAT=auto`` the format of a source whose key
+names a web format (``.jpg``, ``.png``, ``.webp``, ``.avif``) is kept; for any other source (``.gif``,
+``.tif``, no extension…) it depends on the pixels (JPEG if opaque, PNG if transparent), so such a
+rendition has two candidate keys and the reconciler checks both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from processor.config import Config
+from processor.spec import OutputFormat, RenditionSpec, Size
+
+# Formats `auto` can pick from the pixels when the key names no web format: opaque first.
+_PIXEL_DECIDED = (OutputFormat.JPEG, OutputFormat.PNG)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A key a rendition may live at, with the digest its marker must carry to be current."""
+
+    key: str
+    spec: RenditionSpec  # format resolved
+    digest: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One configured size of one source: the recipe and where its output may be."""
+
+    spec: RenditionSpec  # format None when the pixels decide
+    candidates: tuple[Candidate, ...]
+
+    def candidate_for(self, fmt: OutputFormat) -> Candidate:
+        for candidate in self.candidates:
+            if candidate.spec.format is fmt:
+                return candidate
+        raise KeyError(fmt)
+
+
+def ignore_reason(bucket: str, key: str, config: Config) -> str | None:
+    """Why an event for ``bucket/key`` must not be processed, or None when it must."""
+    if bucket == config.dest_bucket and key.startswith(config.dest_prefix):
+        return "loop-guard"  # our own output: processing it would feed on itself
+    if not key.startswith(config.source_prefix):
+        return "outside-source-prefix"
+    if key.endswith("/"):
+        return "folder-marker"
+    return None
+
+
+def rendition_key(config: Config, size: Size, source_key: str, fmt: OutputFormat) -> str:
+    """``DEST_PREFIX + WxH/ + relative key``, with the format's extension appended unless present."""
+    relative = source_key[len(config.source_prefix) :]
+    if not relative.lower().endswith(fmt.extensions):
+        relative += fmt.extension
+    return f"{config.dest_prefix}{size}/{relative}"
+
+
+def plan_renditions(config: Config, source_key: str) -> list[Plan]:
+    """Every configured rendition of ``source_key``, largest area first (the order imaging wants)."""
+    fmt = config.output_format or OutputFormat.from_extension(source_key)
+    formats = (fmt,) if fmt else _PIXEL_DECIDED
+    plans = []
+    for size in sorted(config.sizes, key=lambda s: s.width * s.height, reverse=True):
+        spec = RenditionSpec(size, config.fit, fmt, config.quality, config.watermark_text)
+        candidates = tuple(
+            Candidate(rendition_key(config, size, source_key, f), spec.resolved(f), spec.resolved(f).digest())
+            for f in formats
+        )
+        plans.append(Plan(spec, candidates))
+    return plans

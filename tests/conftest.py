@@ -1,0 +1,137 @@
+"""Shared fixtures: an in-process moto AWS with the pipeline's buckets and queues, and event builders."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from observability import logs
+from processor.config import Config
+
+REGION = "us-east-1"
+SOURCE_BUCKET = "imgproc-source"
+DEST_BUCKET = "imgproc-dest"
+
+
+@pytest.fixture(autouse=True)
+def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region: nothing in the tests may ever reach real AWS."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@dataclass
+class Aws:
+    s3: Any
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+    calls: Counter[str]  # "s3.GetObject" -> count, recorded for every S3 call from `s3`
+
+    def put_source(self, key: str, data: bytes, **extra: Any) -> str:
+        """Upload a source object; returns its ETag without quotes."""
+        return self.s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=data, **extra)["ETag"].strip('"')
+
+    def dest_keys(self) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=DEST_BUCKET)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def dest_object(self, key: str) -> dict[str, Any]:
+        return self.s3.get_object(Bucket=DEST_BUCKET, Key=key)
+
+    def dlq_messages(self) -> list[dict[str, Any]]:
+        """Every message on the DLQ (received with a long visibility timeout, so each is seen once)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.dlq_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=300,
+            ).get("Messages", [])
+            if not batch:
+                return found
+            found.extend(batch)
+
+
+@pytest.fixture
+def aws() -> Iterator[Aws]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        s3.create_bucket(Bucket=SOURCE_BUCKET)
+        s3.create_bucket(Bucket=DEST_BUCKET)
+        dlq_url = sqs.create_queue(QueueName="imgproc-dlq")["QueueUrl"]
+        queue_url = sqs.create_queue(QueueName="imgproc-ingest")["QueueUrl"]
+        calls: Counter[str] = Counter()
+        s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.update([f"s3.{model.name}"]))
+        yield Aws(s3=s3, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url, calls=calls)
+
+
+@pytest.fixture
+def config(aws: Aws) -> Config:
+    return Config(dest_bucket=DEST_BUCKET, dlq_url=aws.dlq_url, concurrency=2)
+
+
+def with_config(config: Config, **changes: Any) -> Config:
+    return replace(config, **changes)
+
+
+def s3_record(key: str, event_name: str = "ObjectCreated:Put", bucket: str = SOURCE_BUCKET) -> dict[str, Any]:
+    """One S3 notification record as S3 writes it (key URL-encoded with '+' for spaces)."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": REGION,
+        "eventTime": "2026-11-27T00:00:00.000Z",
+        "eventName": event_name,
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(key, safe="/"), "size": 1, "sequencer": "0055AED6DCD90281E5"},
+        },
+    }
+
+
+def s3_body(*records: dict[str, Any]) -> str:
+    return json.dumps({"Records": list(records)})
+
+
+def sqs_record(body: str, message_id: str | None = None, **message_attributes: str) -> dict[str, Any]:
+    """One record of Lambda's SQS event."""
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "handle",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000"},
+        "messageAttributes": {
+            name: {"stringValue": value, "dataType": "Number" if value.isdigit() else "String"}
+            for name, value in message_attributes.items()
+        },
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:imgproc-ingest",
+        "awsRegion": REGION,
+    }
+
+
+def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+@pytest.fixture
+def log() -> Any:
+    logs.configure("DEBUG")
+    return logs.get_logger("test")

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pytest
+
+from processor.config import Config, ConfigError
+from processor.spec import Fit, OutputFormat, Size
+
+
+def test_defaults_follow_the_contract() -> None:
+    config = Config.from_env({"DEST_BUCKET": "dest"})
+    assert config == Config(dest_bucket="dest")
+    assert config.source_prefix == "original/"
+    assert config.dest_prefix == "resized/"
+    assert config.sizes == (Size(100, 100), Size(300, 300))
+    assert config.fit is Fit.CONTAIN
+    assert config.output_format is None  # auto
+    assert (config.quality, config.max_pixels, config.max_source_bytes) == (85, 100_000_000, 104_857_600)
+    assert config.delete_on_remove is True
+    assert config.dlq_url is None
+
+
+def test_every_variable_is_parsed() -> None:
+    config = Config.from_env(
+        {
+            "DEST_BUCKET": "dest",
+            "SOURCE_PREFIX": "in",
+            "DEST_PREFIX": "out/",
+            "SIZES": " 640x480 , 64x64",
+            "FIT": "COVER",
+            "OUTPUT_FORMAT": "webp",
+            "QUALITY": "70",
+            "MAX_PIXELS": "1000",
+            "MAX_SOURCE_BYTES": "2000",
+            "DLQ_URL": "https://sqs/dlq",
+            "DELETE_ON_REMOVE": "false",
+            "WATERMARK_TEXT": "(c) me",
+            "CATALOG_TABLE": "catalog",
+            "NOTIFY_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
+            "LOG_LEVEL": "debug",
+            "CONCURRENCY": "8",
+        }
+    )
+    assert config.source_prefix == "in/"
+    assert config.sizes == (Size(640, 480), Size(64, 64))
+    assert config.fit is Fit.COVER
+    assert config.output_format is OutputFormat.WEBP
+    assert (config.quality, config.max_pixels, config.max_source_bytes) == (70, 1000, 2000)
+    assert config.delete_on_remove is False
+    assert config.watermark_text == "(c) me"
+    assert config.log_level == "DEBUG"
+    assert config.concurrency == 8
+
+
+def test_empty_values_mean_unset() -> None:
+    # CloudFormation cannot drop a variable conditionally; the template writes "" instead.
+    config = Config.from_env({"DEST_BUCKET": "dest", "DLQ_URL": "", "CATALOG_TABLE": " ", "SIZES": ""})
+    assert config.dlq_url is None
+    assert config.catalog_table is None
+    assert config.sizes == (Size(100, 100), Size(300, 300))
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.from_env({"SIZES": "100x,abc", "QUALITY": "101", "FIT": "stretch", "OUTPUT_FORMAT": "gif"})
+    message = str(raised.value)
+    assert "DEST_BUCKET is required" in message
+    assert "SIZES='100x,abc'" in message
+    assert "QUALITY='101': must be between 1 and 100" in message
+    assert "FIT='stretch': expected one of contain, cover" in message
+    assert "OUTPUT_FORMAT='gif'" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DELETE_ON_REMOVE", "maybe"), ("SIZES", "0x10"), ("SIZES", "10x10,10x10"), ("MAX_PIXELS", "lots")],
+)
+def test_invalid_values_are_rejected(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env({"DEST_BUCKET": "dest", name: value})
+
+
+def test_overlapping_prefixes_are_rejected() -> None:
+    with pytest.raises(ConfigError, match="overlap"):
+        Config.from_env({"DEST_BUCKET": "d", "SOURCE_PREFIX": "images/", "DEST_PREFIX": "images/small/"})
+
+
+def test_config_is_frozen() -> None:
+    config = Config(dest_bucket="d")
+    with pytest.raises(AttributeError):
+        config.quality = 10  # type: ignore[misc]
