@@ -1,6 +1,7 @@
 """`imgproc`: one command for operators, on-call engineers and newcomers.
 
-Subcommands register themselves in :data:`COMMANDS`; each module owns its arguments and its work.
+Each subcommand's module owns its arguments (``add_arguments``) and its work (``run``); this module
+only lists them.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from imgproc import package
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
 # name -> (help line, add_arguments(parser), run(args) -> exit code)
-COMMANDS: dict[
-    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-] = {}
+COMMANDS: dict[str, Command] = {
+    "package": ("Build the Lambda zip for Linux (arm64 or x86_64).", package.add_arguments, package.run),
+}
 
 
 def _version() -> str:
