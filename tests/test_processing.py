@@ -46,6 +46,12 @@ def removed(key: str, message_id: str | None = None) -> dict[str, Any]:
     return sqs_record(s3_body(s3_record(key, "ObjectRemoved:Delete")), message_id=message_id)
 
 
+def gif(*, transparent: bool) -> bytes:
+    """A two-colour GIF, its right half fully transparent when ``transparent``."""
+    image = Image.open(io.BytesIO(imagegen.palette_png(200, 100, transparent=False)))
+    return imagegen.encode(image, "GIF", **({"transparency": 1} if transparent else {}))
+
+
 def image_size(aws: Aws, key: str) -> tuple[int, int]:
     return Image.open(io.BytesIO(aws.dest_object(key)["Body"].read())).size
 
@@ -193,11 +199,11 @@ def test_keys_with_spaces_plus_and_non_ascii(aws: Aws, config: Config) -> None:
 def test_transparent_png_keeps_alpha_and_auto_switches_format_with_the_pixels(
     aws: Aws, config: Config
 ) -> None:
-    aws.put_source("original/logo.gif", imagegen.gif(200, 100, transparent=False))
+    aws.put_source("original/logo.gif", gif(transparent=False))
     run(aws, config, created("original/logo.gif"))
     assert aws.dest_keys() == ["resized/100x100/logo.gif.jpg", "resized/300x300/logo.gif.jpg"]
 
-    aws.put_source("original/logo.gif", imagegen.gif(200, 100, transparent=True))
+    aws.put_source("original/logo.gif", gif(transparent=True))
     run(aws, config, created("original/logo.gif"))
 
     assert aws.dest_keys() == ["resized/100x100/logo.gif.png", "resized/300x300/logo.gif.png"]
@@ -217,7 +223,7 @@ def test_a_transient_fault_fails_only_its_own_message(aws: Aws, config: Config) 
                 {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject"
             )
 
-    aws.s3.meta.events.register("before-call.s3.GetObject", slow_down)
+    aws.s3.meta.events.register("before-parameter-build.s3.GetObject", slow_down)
     response = run(
         aws, config, created("original/good.jpg", "m-good"), created("original/flaky.jpg", "m-flaky")
     )
@@ -231,10 +237,10 @@ def test_source_replaced_during_the_read_is_retried(aws: Aws, config: Config) ->
     aws.put_source("original/a.jpg", imagegen.photo_jpeg(64, 64))
 
     def overwrite_first_time(params: dict[str, Any], **_: Any) -> None:
-        aws.s3.meta.events.unregister("before-call.s3.GetObject", overwrite_first_time)
+        aws.s3.meta.events.unregister("before-parameter-build.s3.GetObject", overwrite_first_time)
         aws.put_source(params["Key"], imagegen.photo_jpeg(32, 32))
 
-    aws.s3.meta.events.register("before-call.s3.GetObject", overwrite_first_time)
+    aws.s3.meta.events.register("before-parameter-build.s3.GetObject", overwrite_first_time)
     assert run(aws, config, created("original/a.jpg", "m-1")) == {
         "batchItemFailures": [{"itemIdentifier": "m-1"}]
     }
@@ -265,7 +271,7 @@ POISON = {
     "truncated": (lambda: imagegen.photo_jpeg(400, 300)[:2000], "CorruptImage"),
     "zero-bytes": (lambda: b"", "NotAnImage"),
     "text": (lambda: b"<html><body>not an image</body></html>", "NotAnImage"),
-    "bomb": (lambda: imagegen.png_bomb(100_000, 100_000), "ImageTooLarge"),
+    "bomb": (lambda: imagegen.declared_size_png(100_000, 100_000), "ImageTooLarge"),
 }
 
 
