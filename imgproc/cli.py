@@ -11,13 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from imgproc import package
+from imgproc import deploy, package
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
 # name -> (help line, add_arguments(parser), run(args) -> exit code)
 COMMANDS: dict[str, Command] = {
     "package": ("Build the Lambda zip for Linux (arm64 or x86_64).", package.add_arguments, package.run),
+    "deploy": ("Package and deploy the stack, then print its outputs.", deploy.add_arguments, deploy.run),
 }
 
 

@@ -1,0 +1,74 @@
+"""What every `imgproc` command shares: where AWS is, which stack, and reading its outputs."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+DEFAULT_STACK = "imgproc"
+DEFAULT_REGION = "us-east-1"
+
+
+class StackNotFound(RuntimeError):
+    """The stack does not exist (or has no outputs yet) at this endpoint and region."""
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    """The options every command takes: --stack-name, --endpoint-url, --region (and --json)."""
+    parser.add_argument(
+        "--stack-name",
+        default=os.environ.get("IMGPROC_STACK", DEFAULT_STACK),
+        help="CloudFormation stack whose outputs name the resources (default: $IMGPROC_STACK or imgproc)",
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint, e.g. the embedded one printed by `imgproc up` (default: $AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+        help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1)",
+    )
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def client(args: argparse.Namespace, service: str) -> Any:
+    """A boto3 client for ``service`` at the endpoint and region the command was given."""
+    return boto3.client(
+        service,
+        region_name=args.region,
+        endpoint_url=args.endpoint_url or None,
+        config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}),
+    )
+
+
+def is_local_endpoint(endpoint_url: str | None) -> bool:
+    """True for an endpoint on this machine (the embedded AWS), never for real AWS."""
+    if not endpoint_url:
+        return False
+    host = urlparse(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def stack_outputs(cfn: Any, stack_name: str) -> dict[str, str]:
+    """The stack's outputs by name; :class:`StackNotFound` when there is no such stack."""
+    try:
+        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except cfn.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            raise StackNotFound(f"stack {stack_name!r} not found; deploy it with `imgproc deploy`") from None
+        raise
+    return {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs") or []}

@@ -1,0 +1,301 @@
+"""`imgproc deploy`: package, upload the artifact, create or update the stack, print its outputs.
+
+Against real AWS the stack changes through a change set (CloudFormation's reviewable diff). moto's
+change sets do not record stack outputs, and every tool finds its resources through those outputs, so
+against the embedded AWS (a loopback endpoint) the stack is created or updated directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgproc import aws, package, template
+
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+_DONE_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
+_NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+
+
+class DeployError(RuntimeError):
+    """The stack could not be brought to the requested state; the message says why."""
+
+
+@dataclass
+class DeployResult:
+    stack_name: str
+    action: str  # created, updated or unchanged
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def parse_parameters(pairs: list[str]) -> dict[str, str]:
+    """``["Key=Value", …]`` → dict; raises ValueError naming a malformed pair."""
+    parameters = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--parameter {pair!r} is not KEY=VALUE")
+        parameters[key] = value
+    return parameters
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
+    """Create the artifact bucket if it does not exist (private, encrypted)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket"):
+            raise
+    extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **extra)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+
+
+def upload_content_addressed(s3: Any, bucket: str, prefix: str, data: bytes, suffix: str) -> str:
+    """Upload ``data`` under a key derived from its hash (skipped when already there); returns the key.
+
+    CloudFormation updates the function's code only when its S3 key changes, so the key must change
+    exactly when the bytes do.
+    """
+    key = f"{prefix}{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError:
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    return key
+
+
+def stack_status(cfn: Any, stack_name: str) -> str | None:
+    try:
+        return cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
+    except cfn.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+
+
+def deploy_stack(
+    cfn: Any,
+    *,
+    stack_name: str,
+    template_url: str,
+    parameters: Mapping[str, str],
+    template_parameters: Collection[str],
+    use_change_set: bool,
+    progress: Callable[[str], None],
+    poll_seconds: float = 5.0,
+) -> DeployResult:
+    """Create or update ``stack_name`` from ``template_url``; wait; return the outputs."""
+    status = stack_status(cfn, stack_name)
+    if status == "ROLLBACK_COMPLETE":
+        raise DeployError(
+            f"stack {stack_name} is in ROLLBACK_COMPLETE (its creation failed); delete it, then deploy again"
+        )
+    if status and status.endswith("_IN_PROGRESS"):
+        raise DeployError(f"stack {stack_name} is busy ({status}); wait for it to finish")
+    creating = status is None or status == "REVIEW_IN_PROGRESS"
+    cfn_parameters = _parameters(cfn, stack_name, parameters, template_parameters, creating=creating)
+    common = {"StackName": stack_name, "TemplateURL": template_url, "Parameters": cfn_parameters}
+    started = time.time()
+
+    if use_change_set:
+        name = f"imgproc-{int(started)}"
+        cfn.create_change_set(
+            **common,
+            ChangeSetName=name,
+            ChangeSetType="CREATE" if creating else "UPDATE",
+            Capabilities=CAPABILITIES,
+        )
+        progress(f"change set {name}: waiting for CloudFormation to compute it")
+        change_set = _wait_change_set(cfn, stack_name, name, poll_seconds)
+        if change_set["Status"] == "FAILED":
+            reason = change_set.get("StatusReason", "")
+            if any(marker in reason for marker in _NO_CHANGES):
+                cfn.delete_change_set(StackName=stack_name, ChangeSetName=name)
+                return DeployResult(stack_name, "unchanged", aws.stack_outputs(cfn, stack_name))
+            raise DeployError(f"change set {name} failed: {reason}")
+        for change in change_set.get("Changes", []):
+            rc = change.get("ResourceChange", {})
+            progress(f"  {rc.get('Action', '?'):8} {rc.get('LogicalResourceId')} ({rc.get('ResourceType')})")
+        cfn.execute_change_set(StackName=stack_name, ChangeSetName=name)
+    else:
+        try:
+            if creating:
+                cfn.create_stack(**common, Capabilities=CAPABILITIES)
+            else:
+                cfn.update_stack(**common, Capabilities=CAPABILITIES)
+        except cfn.exceptions.ClientError as exc:
+            if any(marker in str(exc) for marker in _NO_CHANGES):
+                return DeployResult(stack_name, "unchanged", aws.stack_outputs(cfn, stack_name))
+            raise
+
+    final = _wait_stack(cfn, stack_name, started, poll_seconds, progress)
+    if final not in _DONE_OK:
+        raise DeployError(f"stack {stack_name} ended in {final}; see the events above")
+    return DeployResult(stack_name, "created" if creating else "updated", aws.stack_outputs(cfn, stack_name))
+
+
+def _parameters(
+    cfn: Any, stack_name: str, overrides: Mapping[str, str], known: Collection[str], *, creating: bool
+) -> list[dict[str, Any]]:
+    """Given values, plus (on update) every other parameter the template still has, at its previous value.
+
+    Previous values are passed explicitly rather than with ``UsePreviousValue``: the two are
+    equivalent in CloudFormation, and moto fails ``UsePreviousValue`` for a parameter that was left at
+    its default.
+    """
+    values = dict(overrides)
+    if not creating:
+        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        for previous in stack.get("Parameters", []):
+            if previous["ParameterKey"] in known:
+                values.setdefault(previous["ParameterKey"], previous["ParameterValue"])
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
+
+
+def _wait_change_set(cfn: Any, stack_name: str, name: str, poll_seconds: float) -> dict[str, Any]:
+    while True:
+        change_set = cfn.describe_change_set(StackName=stack_name, ChangeSetName=name)
+        if change_set["Status"] in ("CREATE_COMPLETE", "FAILED"):
+            return change_set
+        time.sleep(poll_seconds)
+
+
+def _wait_stack(
+    cfn: Any, stack_name: str, since: float, poll_seconds: float, progress: Callable[[str], None]
+) -> str:
+    """Poll until the stack leaves *_IN_PROGRESS, reporting each new resource event as it comes."""
+    seen: set[str] = set()
+    while True:
+        events = cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
+        for event in reversed(events):
+            if event["EventId"] in seen or event["Timestamp"].timestamp() < since - 1:
+                continue
+            seen.add(event["EventId"])
+            reason = f" - {event['ResourceStatusReason']}" if event.get("ResourceStatusReason") else ""
+            progress(f"  {event['ResourceStatus']:20} {event['LogicalResourceId']}{reason}")
+        status = stack_status(cfn, stack_name) or "DELETED"
+        if not status.endswith("_IN_PROGRESS"):
+            return status
+        time.sleep(poll_seconds)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    aws.add_arguments(parser)
+    parser.add_argument(
+        "--parameter",
+        "-p",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter override (repeatable), e.g. -p Sizes=200x200,800x800",
+    )
+    parser.add_argument(
+        "--artifact-bucket",
+        help="bucket for the zip and template (default: imgproc-artifacts-ACCOUNT-REGION)",
+    )
+    parser.add_argument("--arch", choices=sorted(package.ARCHITECTURES), default="arm64")
+    parser.add_argument("--python-version", default="3.12", help="Lambda runtime's Python (default 3.12)")
+    parser.add_argument("--zip", type=Path, help="deploy this zip instead of building one")
+    parser.add_argument("--template", type=Path, default=template.MAIN_TEMPLATE, help="template to deploy")
+    parser.add_argument(
+        "--method",
+        choices=["auto", "change-set", "direct"],
+        default="auto",
+        help="change-set (real AWS), direct (embedded AWS); auto picks by endpoint",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        overrides = parse_parameters(args.parameter)
+        result = deploy(args, overrides, progress)
+    except (ValueError, DeployError, aws.StackNotFound) as exc:
+        print(f"imgproc deploy: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"stack": result.stack_name, "action": result.action, "outputs": result.outputs}))
+    else:
+        print(f"stack {result.stack_name}: {result.action}")
+        for key, value in sorted(result.outputs.items()):
+            print(f"  {key:24} {value}")
+    return 0
+
+
+def deploy(
+    args: argparse.Namespace, overrides: dict[str, str], progress: Callable[[str], None]
+) -> DeployResult:
+    """The whole command: package (unless --zip), upload, deploy, with ``progress`` lines on the way."""
+    known = template.parameter_names(template.load(args.template))
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)}; the template has {', '.join(sorted(known))}"
+        )
+    s3, cfn = aws.client(args, "s3"), aws.client(args, "cloudformation")
+    bucket = args.artifact_bucket or (
+        f"imgproc-artifacts-{aws.client(args, 'sts').get_caller_identity()['Account']}-{args.region}"
+    )
+    ensure_bucket(s3, bucket, args.region)
+    if args.zip:
+        zip_bytes = args.zip.read_bytes()
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            progress(f"packaging the function for {args.arch}, Python {args.python_version}")
+            artifact = package.build(
+                Path(tmp) / "function.zip",
+                platforms=package.ARCHITECTURES[args.arch],
+                python_version=args.python_version,
+            )
+            zip_bytes = artifact.path.read_bytes()
+            progress(f"  {artifact.size / 1_048_576:.1f} MiB, sha256 {artifact.sha256[:16]}")
+    code_key = upload_content_addressed(s3, bucket, "lambda/", zip_bytes, ".zip")
+    template_key = upload_content_addressed(s3, bucket, "templates/", args.template.read_bytes(), ".yaml")
+    progress(f"uploaded s3://{bucket}/{code_key} and s3://{bucket}/{template_key}")
+    parameters = {
+        "ArtifactBucket": bucket,
+        "ArtifactKey": code_key,
+        "Architecture": args.arch,
+        "Runtime": f"python{args.python_version}",
+        **overrides,
+    }
+    use_change_set = args.method == "change-set" or (
+        args.method == "auto" and not aws.is_local_endpoint(args.endpoint_url)
+    )
+    template_url = f"{s3.meta.endpoint_url.rstrip('/')}/{bucket}/{template_key}"
+    return deploy_stack(
+        cfn,
+        stack_name=args.stack_name,
+        template_url=template_url,
+        parameters=parameters,
+        template_parameters=known,
+        use_change_set=use_change_set,
+        progress=progress,
+        poll_seconds=1.0 if not use_change_set else 5.0,
+    )

@@ -1,0 +1,138 @@
+"""`imgproc deploy` against moto's CloudFormation: create, update, no-op, and clear failures."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from imgproc import cli, deploy
+
+
+@pytest.fixture
+def fake_zip(tmp_path: Path) -> Path:
+    path = tmp_path / "function.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("processor/__init__.py", "")
+    return path
+
+
+@pytest.fixture
+def moto() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+def run_deploy(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:
+    """Run `imgproc deploy --json`; returns the exit code, the parsed JSON and the progress lines."""
+    code = cli.main(["deploy", "--json", "--region", "us-east-1", *args])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if code == 0 else {}), captured.err
+
+
+def test_create_then_update_directly(moto: None, fake_zip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, created, _ = run_deploy(
+        capsys,
+        "--zip",
+        str(fake_zip),
+        "--method",
+        "direct",
+        "-p",
+        "EnableCloudFront=false",
+        "-p",
+        "BatchSize=5",
+    )
+    assert code == 0
+    assert created["action"] == "created"
+    outputs = created["outputs"]
+    assert outputs["QueueUrl"].endswith("/imgproc-ingest")
+    assert outputs["DeadLetterQueueUrl"].endswith("/imgproc-dlq")
+    lam = boto3.client("lambda", region_name="us-east-1")
+    (mapping,) = lam.list_event_source_mappings(FunctionName=outputs["FunctionName"])["EventSourceMappings"]
+    assert mapping["BatchSize"] == 5
+    artifact_bucket = "imgproc-artifacts-123456789012-us-east-1"
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=artifact_bucket)["Contents"]]
+    assert sorted(k.split("/")[0] for k in keys) == ["lambda", "templates"]
+
+    code, updated, _ = run_deploy(capsys, "--zip", str(fake_zip), "--method", "direct", "-p", "Quality=70")
+    assert code == 0
+    assert updated["action"] == "updated"
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    params = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in cfn.describe_stacks(StackName="imgproc")["Stacks"][0]["Parameters"]
+    }
+    assert params["Quality"] == "70"
+    assert params["BatchSize"] == "5"  # kept from the previous deployment
+    assert params["EnableCloudFront"] == "false"
+
+
+def test_create_through_a_change_set(moto: None, fake_zip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, result, progress = run_deploy(
+        capsys, "--zip", str(fake_zip), "--method", "change-set", "-p", "EnableCloudFront=false"
+    )
+    assert code == 0
+    assert result["action"] == "created"
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    assert cfn.describe_stacks(StackName="imgproc")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    assert "change set imgproc-" in progress
+
+
+def test_a_stack_still_in_progress_is_left_alone(moto: None) -> None:
+    # moto leaves a stack whose Lambda code cannot be found in CREATE_IN_PROGRESS: a stand-in for a
+    # deployment that another operator started and that has not finished.
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    stuck = {
+        "Resources": {
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
+            "Function": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Runtime": "python3.12",
+                    "Handler": "a.b",
+                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "Code": {"S3Bucket": "no-such-bucket", "S3Key": "k"},
+                },
+            },
+        }
+    }
+    with contextlib.suppress(Exception):
+        cfn.create_stack(StackName="imgproc", TemplateBody=json.dumps(stuck))
+    assert deploy.stack_status(cfn, "imgproc") == "CREATE_IN_PROGRESS"
+
+    with pytest.raises(deploy.DeployError, match="busy"):
+        deploy.deploy_stack(
+            cfn,
+            stack_name="imgproc",
+            template_url="https://example.invalid/t.yaml",
+            parameters={},
+            template_parameters=(),
+            use_change_set=True,
+            progress=print,
+        )
+
+
+def test_unknown_parameter_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["deploy", "--zip", "x.zip", "-p", "Colour=blue"]) == 1
+    assert "unknown parameter(s) Colour" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["Quality", "=5"])
+def test_malformed_parameter_exits_non_zero(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["deploy", "--zip", "x.zip", "-p", bad]) == 1
+    assert "is not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_local_endpoints_are_recognised() -> None:
+    from imgproc.aws import is_local_endpoint
+
+    assert is_local_endpoint("http://127.0.0.1:4566")
+    assert is_local_endpoint("http://localhost:5000")
+    assert not is_local_endpoint("https://cloudformation.us-east-1.amazonaws.com")
+    assert not is_local_endpoint(None)
