@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_flag: bool = True) ->
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
-def client(args: argparse.Namespace, service: str) -> Any:
-    """A boto3 client for ``service`` at the endpoint and region the command was given."""
+def client(args: Any, service: str) -> Any:
+    """A boto3 client for ``service`` at ``args.endpoint_url`` and ``args.region`` (parsed options or
+    any object with those two attributes)."""
     return boto3.client(
         service,
         region_name=args.region,

@@ -229,14 +229,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass(frozen=True)
+class DeployRequest:
+    """Everything a deployment needs; built from the command line or by the local runtime."""
+
+    stack_name: str
+    region: str
+    endpoint_url: str | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    zip_bytes: bytes | None = None  # None: build the package for arch / python_version
+    arch: str = "arm64"
+    python_version: str = "3.12"
+    template: Path = template.MAIN_TEMPLATE
+    method: str = "auto"  # auto, change-set or direct
+    artifact_bucket: str | None = None
+
+
 def run(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        overrides = parse_parameters(args.parameter)
-        result = deploy(args, overrides, progress)
-    except (ValueError, DeployError, aws.StackNotFound) as exc:
+        request = DeployRequest(
+            stack_name=args.stack_name,
+            region=args.region,
+            endpoint_url=args.endpoint_url,
+            overrides=parse_parameters(args.parameter),
+            zip_bytes=args.zip.read_bytes() if args.zip else None,
+            arch=args.arch,
+            python_version=args.python_version,
+            template=args.template,
+            method=args.method,
+            artifact_bucket=args.artifact_bucket,
+        )
+        result = deploy(request, progress)
+    except (OSError, ValueError, DeployError, aws.StackNotFound) as exc:
         print(f"imgproc deploy: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -248,50 +275,47 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def deploy(
-    args: argparse.Namespace, overrides: dict[str, str], progress: Callable[[str], None]
-) -> DeployResult:
-    """The whole command: package (unless --zip), upload, deploy, with ``progress`` lines on the way."""
-    known = template.parameter_names(template.load(args.template))
-    unknown = sorted(set(overrides) - known)
+def deploy(request: DeployRequest, progress: Callable[[str], None]) -> DeployResult:
+    """Package (unless a zip is given), upload, deploy, with ``progress`` lines on the way."""
+    known = template.parameter_names(template.load(request.template))
+    unknown = sorted(set(request.overrides) - known)
     if unknown:
         raise ValueError(
             f"unknown parameter(s) {', '.join(unknown)}; the template has {', '.join(sorted(known))}"
         )
-    s3, cfn = aws.client(args, "s3"), aws.client(args, "cloudformation")
-    bucket = args.artifact_bucket or (
-        f"imgproc-artifacts-{aws.client(args, 'sts').get_caller_identity()['Account']}-{args.region}"
+    s3, cfn = aws.client(request, "s3"), aws.client(request, "cloudformation")
+    bucket = request.artifact_bucket or (
+        f"imgproc-artifacts-{aws.client(request, 'sts').get_caller_identity()['Account']}-{request.region}"
     )
-    ensure_bucket(s3, bucket, args.region)
-    if args.zip:
-        zip_bytes = args.zip.read_bytes()
-    else:
+    ensure_bucket(s3, bucket, request.region)
+    zip_bytes = request.zip_bytes
+    if zip_bytes is None:
         with tempfile.TemporaryDirectory() as tmp:
-            progress(f"packaging the function for {args.arch}, Python {args.python_version}")
+            progress(f"packaging the function for {request.arch}, Python {request.python_version}")
             artifact = package.build(
                 Path(tmp) / "function.zip",
-                platforms=package.ARCHITECTURES[args.arch],
-                python_version=args.python_version,
+                platforms=package.ARCHITECTURES[request.arch],
+                python_version=request.python_version,
             )
             zip_bytes = artifact.path.read_bytes()
             progress(f"  {artifact.size / 1_048_576:.1f} MiB, sha256 {artifact.sha256[:16]}")
     code_key = upload_content_addressed(s3, bucket, "lambda/", zip_bytes, ".zip")
-    template_key = upload_content_addressed(s3, bucket, "templates/", args.template.read_bytes(), ".yaml")
+    template_key = upload_content_addressed(s3, bucket, "templates/", request.template.read_bytes(), ".yaml")
     progress(f"uploaded s3://{bucket}/{code_key} and s3://{bucket}/{template_key}")
     parameters = {
         "ArtifactBucket": bucket,
         "ArtifactKey": code_key,
-        "Architecture": args.arch,
-        "Runtime": f"python{args.python_version}",
-        **overrides,
+        "Architecture": request.arch,
+        "Runtime": f"python{request.python_version}",
+        **request.overrides,
     }
-    use_change_set = args.method == "change-set" or (
-        args.method == "auto" and not aws.is_local_endpoint(args.endpoint_url)
+    use_change_set = request.method == "change-set" or (
+        request.method == "auto" and not aws.is_local_endpoint(request.endpoint_url)
     )
     template_url = f"{s3.meta.endpoint_url.rstrip('/')}/{bucket}/{template_key}"
     return deploy_stack(
         cfn,
-        stack_name=args.stack_name,
+        stack_name=request.stack_name,
         template_url=template_url,
         parameters=parameters,
         template_parameters=known,

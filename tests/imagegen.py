@@ -13,7 +13,9 @@ import struct
 import zlib
 from collections.abc import Sequence
 
-from PIL import Image, ImageChops
+from PIL import Image
+
+from imgproc.samples import photo
 
 RGB = tuple[int, int, int]
 
@@ -60,37 +62,6 @@ def random_bytes(n: int, seed: int = 0) -> bytes:
 
 # ---------------------------------------------------------------------------------------------------
 # Pixels
-
-
-def photo(width: int, height: int, *, noise: float = 6.0, seed: int = 0) -> Image.Image:
-    """A photo-like RGB image: smooth colour gradients, blotchy mid-scale structure and fine grain.
-
-    Not flat colour, so encoders and decoders do realistic work. ``noise`` is the grain's standard
-    deviation in 8-bit levels (0 for none); equal seeds give equal pixels.
-    """
-    rng = random.Random(seed)
-    size = (width, height)
-
-    def noise_image(w: int, h: int, std: float) -> Image.Image:
-        uniform = Image.frombytes("L", (w, h), rng.randbytes(w * h))  # std 73.9 around 127.5
-        gain = std / 73.9
-        return uniform.point(lambda v: 128 + (v - 127.5) * gain)
-
-    red = Image.linear_gradient("L").resize(size)
-    green = Image.radial_gradient("L").resize(size)
-    blue = Image.linear_gradient("L").transpose(Image.Transpose.ROTATE_90).resize(size)
-    base = Image.merge("RGB", (red, green, blue))
-    blobs = [
-        noise_image(max(1, width // scale), max(1, height // scale), 50).resize(
-            size, Image.Resampling.BICUBIC
-        )
-        for scale in (64, 16, 4)
-    ]
-    image = Image.blend(base, Image.merge("RGB", blobs), 0.45)
-    if noise > 0:
-        grain = Image.merge("RGB", [noise_image(width, height, noise) for _ in range(3)])
-        image = ImageChops.add(image, grain, 1.0, -128)
-    return image
 
 
 def corner_markers(width: int, height: int) -> Image.Image:

@@ -118,8 +118,11 @@ def test_a_stack_still_in_progress_is_left_alone(moto: None) -> None:
         )
 
 
-def test_unknown_parameter_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["deploy", "--zip", "x.zip", "-p", "Colour=blue"]) == 1
+def test_unknown_parameter_is_refused_before_any_work(
+    fake_zip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No moto here: had it got as far as AWS, the call would fail on the fake credentials instead.
+    assert cli.main(["deploy", "--zip", str(fake_zip), "-p", "Colour=blue"]) == 1
     assert "unknown parameter(s) Colour" in capsys.readouterr().err
 
 
