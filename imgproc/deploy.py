@@ -312,7 +312,9 @@ def deploy(request: DeployRequest, progress: Callable[[str], None]) -> DeployRes
     use_change_set = request.method == "change-set" or (
         request.method == "auto" and not aws.is_local_endpoint(request.endpoint_url)
     )
-    template_url = f"{s3.meta.endpoint_url.rstrip('/')}/{bucket}/{template_key}"
+    # CloudFormation fetches the template itself, so this is S3's canonical URL whatever endpoint we
+    # talk to (moto, too, resolves it to its own bucket).
+    template_url = f"https://{bucket}.s3.{request.region}.amazonaws.com/{template_key}"
     return deploy_stack(
         cfn,
         stack_name=request.stack_name,

@@ -6,6 +6,8 @@ needs the template's parameter names; both read the YAML through this one loader
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,79 @@ def load(path: Path = MAIN_TEMPLATE) -> dict[str, Any]:
 
 def parameter_names(template: dict[str, Any]) -> set[str]:
     return set(template.get("Parameters") or {})
+
+
+class Resolver:
+    """Evaluate a deployed stack's intrinsic functions (Ref, GetAtt, Sub, If, Join, Select, Split).
+
+    Enough of CloudFormation's semantics to re-read a resource's properties as the stack resolved
+    them: parameters and pseudo parameters by value, resources by physical id, conditions evaluated,
+    ``AWS::NoValue`` dropped. ``get_att(logical_id, attribute)`` supplies attribute values.
+    """
+
+    def __init__(
+        self,
+        template: dict[str, Any],
+        *,
+        parameters: dict[str, str],
+        physical_ids: dict[str, str],
+        pseudo: dict[str, str],
+        get_att: Callable[[str, str], str],
+    ) -> None:
+        self._template = template
+        self._refs = {**parameters, **physical_ids, **pseudo}
+        self._get_att = get_att
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = bool(self.resolve(self._template["Conditions"][name]))
+        return self._conditions[name]
+
+    def resolve(self, node: Any) -> Any:  # noqa: PLR0911 - one branch per intrinsic
+        if isinstance(node, list):
+            return [v for v in (self.resolve(item) for item in node) if v is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((name, arg),) = node.items()
+            if name == "Ref":
+                return _NO_VALUE if arg == "AWS::NoValue" else self._refs[arg]
+            if name == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self._get_att(logical, attribute)
+            if name == "Fn::Sub":
+                return self._sub(arg)
+            if name == "Fn::If":
+                condition, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(condition) else when_false)
+            if name in _OPERATORS:
+                return _OPERATORS[name](self, arg)
+        resolved = {k: self.resolve(v) for k, v in node.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if "." in name:  # ${Resource.Attribute}
+                return str(self._get_att(*name.split(".", 1)))
+            return str(self._refs[name])
+
+        return re.sub(r"\$\{([^}!][^}]*)\}", replace, text)
+
+
+_NO_VALUE = object()
+_OPERATORS: dict[str, Callable[[Resolver, Any], Any]] = {
+    "Fn::Join": lambda r, a: str(a[0]).join(str(v) for v in r.resolve(a[1])),
+    "Fn::Select": lambda r, a: r.resolve(a[1])[int(r.resolve(a[0]))],
+    "Fn::Split": lambda r, a: str(r.resolve(a[1])).split(a[0]),
+    "Fn::Equals": lambda r, a: str(r.resolve(a[0])) == str(r.resolve(a[1])),  # parameters are strings
+    "Fn::Not": lambda r, a: not r.resolve(a[0]),
+    "Fn::And": lambda r, a: all(r.resolve(a)),
+    "Fn::Or": lambda r, a: any(r.resolve(a)),
+    "Condition": lambda r, a: r.condition(a),
+}
