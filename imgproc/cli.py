@@ -11,12 +11,22 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from imgproc import deploy, package
+from imgproc import deploy, local, package
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
 # name -> (help line, add_arguments(parser), run(args) -> exit code)
 COMMANDS: dict[str, Command] = {
+    "up": (
+        "Run the pipeline on an embedded AWS on this machine until Ctrl-C.",
+        local.add_up_arguments,
+        local.run_up,
+    ),
+    "demo": (
+        "Run the pipeline locally on sample images and show the results.",
+        local.add_demo_arguments,
+        local.run_demo,
+    ),
     "package": ("Build the Lambda zip for Linux (arm64 or x86_64).", package.add_arguments, package.run),
     "deploy": ("Package and deploy the stack, then print its outputs.", deploy.add_arguments, deploy.run),
 }

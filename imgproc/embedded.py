@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from pathlib import Path
-
-from moto.server import ThreadedMotoServer
+from typing import Any
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
@@ -35,11 +34,13 @@ class EmbeddedAws:
     def __init__(self, port: int = DEFAULT_PORT, log_file: Path | None = None) -> None:
         self._port = port
         self._log_file = log_file
-        self._server: ThreadedMotoServer | None = None
+        self._server: Any = None  # moto.server.ThreadedMotoServer, imported on start (it is heavy)
         self._handlers: list[logging.Handler] = []
         self.endpoint_url = ""
 
     def start(self) -> str:
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
         self._route_logs()
         self._server = ThreadedMotoServer(ip_address=HOST, port=self._port, verbose=False)
         self._server.start()

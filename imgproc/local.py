@@ -1,0 +1,371 @@
+"""`imgproc up` and `imgproc demo`: the whole pipeline on this machine, no AWS account, no docker.
+
+The embedded AWS (moto's server on 127.0.0.1), the real template deployed into it, and a poller that
+behaves like Lambda's SQS event source mapping running the real handler in worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from PIL import Image
+
+from imgproc import deploy, embedded, local_stack, poller, samples
+from processor import markers
+from processor.config import Config
+from processor.errors import InvalidEvent
+from processor.events import parse_body
+from processor.renditions import plan_renditions
+
+STATE_DIR = Path(".imgproc")
+COUNTERS = ("received", "rendered", "skipped", "deleted", "dead-lettered", "retried")
+_LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class LocalRuntime:
+    """Embedded AWS + deployed stack + poller, started together and stopped in reverse order."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        workers: int,
+        stack_name: str,
+        region: str,
+        overrides: dict[str, str],
+        options: poller.WorkerOptions,
+    ) -> None:
+        self._aws = embedded.EmbeddedAws(port=port, log_file=options.log_dir / "moto.log")
+        self._workers, self._stack_name, self.region = workers, stack_name, region
+        self._overrides, self._options = overrides, options
+        self._poller: poller.Poller | None = None
+        self.outputs: dict[str, str] = {}
+        self.endpoint_url = ""
+        self.totals = dict.fromkeys(COUNTERS, 0)
+
+    def start(self) -> LocalRuntime:
+        for name, value in _LOCAL_CREDENTIALS.items():
+            os.environ.setdefault(name, value)
+        warnings.filterwarnings("ignore", module=r"moto(\.|$)")  # "no CloudFormation support for ..."
+        self.endpoint_url = self._aws.start()
+        progress(f"embedded AWS listening on {self.endpoint_url}")
+        self.outputs = local_stack.deploy_local(
+            self.endpoint_url,
+            region=self.region,
+            stack_name=self._stack_name,
+            overrides=self._overrides,
+            progress=progress,
+        )
+        mapping = poller.load_mapping(self.endpoint_url, self.region, self.outputs)
+        self._poller = poller.Poller(mapping, self._options, self._workers)
+        self._poller.start()
+        return self
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return self._poller.pids if self._poller else []
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
+
+    def update_totals(self) -> bool:
+        """Fold the workers' batch reports into :attr:`totals`; True when anything changed."""
+        reports = self._poller.drain_stats() if self._poller else []
+        for report in reports:
+            self.totals["received"] += report.received
+            self.totals["retried"] += report.failed
+            for name, count in report.outcomes.items():
+                self.totals[name] = self.totals.get(name, 0) + count
+        return bool(reports)
+
+    def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
+            self.update_totals()
+        self._aws.stop()
+
+    def __enter__(self) -> LocalRuntime:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def counters_line(totals: dict[str, int]) -> str:
+    return " | ".join(f"{name} {totals.get(name, 0)}" for name in COUNTERS)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the run like Ctrl-C does: drain, then stop."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve_until_interrupted(runtime: LocalRuntime, interval: float = 0.5) -> None:
+    """Show the live counters until Ctrl-C (a line updated in place on a terminal)."""
+    live = sys.stderr.isatty()
+    last_print = 0.0
+    with contextlib.suppress(KeyboardInterrupt), _stop_on_signals():
+        while True:
+            changed = runtime.update_totals()
+            if live:
+                print(f"\r{counters_line(runtime.totals)}", end="", file=sys.stderr, flush=True)
+            elif changed and time.monotonic() - last_print > 5:
+                progress(counters_line(runtime.totals))
+                last_print = time.monotonic()
+            time.sleep(interval)
+    if live:
+        print(file=sys.stderr)
+    progress("stopping: letting in-flight batches finish")
+
+
+def print_banner(runtime: LocalRuntime, log_dir: Path) -> None:
+    endpoint, out = runtime.endpoint_url, runtime.outputs
+    source, dest = out["SourceBucketName"], out["DestinationBucketName"]
+    print(
+        f"""
+imgproc is running on the embedded AWS. In another shell:
+
+  export AWS_ENDPOINT_URL={endpoint}
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={runtime.region}
+
+  source bucket       {source}
+  destination bucket  {dest}
+  ingest queue        {out["QueueUrl"]}
+  dead-letter queue   {out["DeadLetterQueueUrl"]}
+
+  aws --endpoint-url {endpoint} s3 cp photo.jpg s3://{source}/original/photo.jpg
+  aws --endpoint-url {endpoint} s3 ls --recursive s3://{dest}/
+  imgproc status            # queue depths and recent failures
+
+Logs: {log_dir}/ (handler: worker-N.jsonl, embedded AWS requests: moto.log). Ctrl-C to stop.
+""",
+        flush=True,
+    )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port of the embedded AWS (default {embedded.DEFAULT_PORT}, a free one if taken; 0: any free)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="poller worker processes (default 2)")
+    parser.add_argument("--stack-name", default="imgproc", help="stack to deploy (default imgproc)")
+    parser.add_argument(
+        "--region", default="us-east-1", help="region of the embedded AWS (default us-east-1)"
+    )
+    parser.add_argument(
+        "--parameter",
+        "-p",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameter override",
+    )
+    parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="where logs go (default .imgproc)")
+    parser.add_argument(
+        "--retry-after",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="make failed messages visible again after SECONDS instead of the queue's visibility "
+        "timeout (a local shortcut; Lambda does not do this)",
+    )
+    parser.add_argument(
+        "--inject-faults",
+        metavar="SPEC",
+        help="make the handler's AWS calls fail on purpose, e.g. 's3.GetObject@flaky=1,s3.*=0.05' "
+        "(see imgproc/faults.py)",
+    )
+
+
+def runtime_from_args(args: argparse.Namespace) -> LocalRuntime:
+    port = args.port
+    if port is None:
+        port = embedded.DEFAULT_PORT if embedded.port_is_free(embedded.DEFAULT_PORT) else 0
+    log_dir = args.state_dir / "logs"
+    return LocalRuntime(
+        port=port,
+        workers=args.workers,
+        stack_name=args.stack_name,
+        region=args.region,
+        overrides=deploy.parse_parameters(args.parameter),
+        options=poller.WorkerOptions(
+            log_dir=log_dir, retry_after=args.retry_after, fault_spec=args.inject_faults
+        ),
+    )
+
+
+def run_up(args: argparse.Namespace) -> int:
+    try:
+        runtime = runtime_from_args(args)
+        runtime.start()
+    except (ValueError, OSError, deploy.DeployError) as exc:
+        progress(f"imgproc up: {exc}")
+        with contextlib.suppress(Exception):
+            runtime.stop()
+        return 1
+    try:
+        print_banner(runtime, args.state_dir / "logs")
+        serve_until_interrupted(runtime)
+    finally:
+        runtime.stop()
+    progress(f"stopped. {counters_line(runtime.totals)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# demo
+
+
+def expected_renditions(config: Config, key: str) -> list[str]:
+    """The rendition keys of ``key`` (the first candidate: demo samples name web formats)."""
+    return [plan.candidates[0].key for plan in plan_renditions(config, key)]
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    progress(f"timed out after {timeout:.0f} s waiting for {what}")
+    return False
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        runtime = runtime_from_args(args)
+    except ValueError as exc:
+        progress(f"imgproc demo: {exc}")
+        return 1
+    with runtime:
+        ok = demonstrate(runtime, timeout=args.timeout)
+        if args.keep:
+            print_banner(runtime, args.state_dir / "logs")
+            serve_until_interrupted(runtime)
+    return 0 if ok else 1
+
+
+def demonstrate(runtime: LocalRuntime, *, timeout: float) -> bool:
+    """Upload the samples, wait for their renditions and the DLQ entry, print what came out."""
+    s3, sqs, lam = runtime.client("s3"), runtime.client("sqs"), runtime.client("lambda")
+    out = runtime.outputs
+    env = lam.get_function_configuration(FunctionName=out["FunctionName"])["Environment"]["Variables"]
+    config = Config.from_env(env)
+    uploads = {}
+    for sample in samples.demo_samples():
+        key = f"{config.source_prefix}demo/{sample.name}"
+        etag = s3.put_object(Bucket=out["SourceBucketName"], Key=key, Body=sample.data)["ETag"].strip('"')
+        uploads[key] = (sample, etag)
+        progress(f"uploaded s3://{out['SourceBucketName']}/{key} ({len(sample.data):,} bytes)")
+
+    def current(key: str, etag: str) -> bool:
+        try:
+            head = s3.head_object(Bucket=out["DestinationBucketName"], Key=key)
+        except s3.exceptions.ClientError:
+            return False
+        return head["Metadata"].get(markers.SOURCE_ETAG) == etag
+
+    def rendered() -> bool:
+        return all(
+            current(rendition, etag)
+            for key, (sample, etag) in uploads.items()
+            if sample.error_class is None
+            for rendition in expected_renditions(config, key)
+        )
+
+    def dead_lettered() -> bool:
+        depth = sqs.get_queue_attributes(
+            QueueUrl=out["DeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        return int(depth) >= sum(1 for sample, _ in uploads.values() if sample.error_class)
+
+    ok = wait_for(rendered, timeout, "renditions") & wait_for(dead_lettered, timeout, "the DLQ entry")
+    print(f"\n{'source':34} {'rendition':44} {'size':>9} {'bytes':>8}")
+    for key, (sample, _) in uploads.items():
+        if sample.error_class is not None:
+            continue
+        for rendition in expected_renditions(config, key):
+            try:
+                body = s3.get_object(Bucket=out["DestinationBucketName"], Key=rendition)["Body"].read()
+            except s3.exceptions.ClientError:
+                print(f"{key:34} {rendition:44} {'missing':>9}")
+                ok = False
+                continue
+            width, height = Image.open(io.BytesIO(body)).size
+            print(f"{key:34} {rendition:44} {f'{width}x{height}':>9} {len(body):>8,}")
+    ok &= _print_dead_letters(sqs, out["DeadLetterQueueUrl"], uploads)
+    runtime.update_totals()
+    print(f"\n{counters_line(runtime.totals)}")
+    print(
+        "demo: all renditions and the DLQ entry are there" if ok else "demo: something is missing (see above)"
+    )
+    return ok
+
+
+def _print_dead_letters(sqs: Any, dlq_url: str, uploads: dict[str, tuple[samples.Sample, str]]) -> bool:
+    """Show the DLQ entries (without consuming them) and check each poison sample has its class."""
+    messages = sqs.receive_message(
+        QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+    ).get("Messages", [])
+    print("\ndead-letter queue:")
+    found = {}
+    for message in messages:
+        attrs = {k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()}
+        try:
+            keys = [ref.key for ref in parse_body(message["Body"]).refs]
+        except InvalidEvent:
+            keys = []
+        for key in keys:
+            found[key] = attrs.get("error-class", "RetriesExhausted")
+        print(
+            f"  {', '.join(keys) or '?':34} {found.get(keys[0], 'RetriesExhausted') if keys else '?':16} "
+            f"{attrs.get('error-message', '')}"
+        )
+    return all(
+        found.get(key) == sample.error_class for key, (sample, _) in uploads.items() if sample.error_class
+    )
+
+
+def add_up_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--timeout", type=float, default=120, help="seconds to wait for results (default 120)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep running after the demo, like `imgproc up`")
