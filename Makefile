@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit bench clean
+.PHONY: test lint unit bench demo up clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,16 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+demo: $(STAMP)
+	$(BIN)/imgproc demo
+
+up: $(STAMP)
+	$(BIN)/imgproc up
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_imaging.py
 	$(BIN)/python benchmarks/bench_threads.py
+	$(BIN)/python benchmarks/bench_e2e.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

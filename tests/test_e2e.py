@@ -1,0 +1,234 @@
+"""End to end on the embedded AWS: real S3 notifications, real SQS redrive, the poller, the handler."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import imagegen
+import pytest
+from PIL import Image
+
+from imgproc import local, poller
+from processor.errors import InvalidEvent
+from processor.events import parse_body
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+FAULTS = "s3.GetObject@flaky-once=1,s3.GetObject@always-fails=*"
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalRuntime]:
+    options = poller.WorkerOptions(
+        log_dir=tmp_path_factory.mktemp("state") / "logs", retry_after=1, fault_spec=FAULTS
+    )
+    saved = dict(os.environ)
+    with local.LocalRuntime(
+        port=0,
+        workers=2,
+        stack_name="imgproc",
+        region="us-east-1",
+        overrides={"MaxReceiveCount": "3"},
+        options=options,
+    ) as rt:
+        yield rt
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with its last value after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            assert value, f"not true after {timeout} s: {check.__name__}"
+            return value
+        time.sleep(0.25)
+
+
+def marker(rt: local.LocalRuntime, key: str) -> dict[str, str] | None:
+    s3 = rt.client("s3")
+    try:
+        return s3.head_object(Bucket=rt.outputs["DestinationBucketName"], Key=key)["Metadata"]
+    except s3.exceptions.ClientError:
+        return None
+
+
+def upload(rt: local.LocalRuntime, key: str, data: bytes) -> str:
+    return (
+        rt.client("s3")
+        .put_object(Bucket=rt.outputs["SourceBucketName"], Key=key, Body=data)["ETag"]
+        .strip('"')
+    )
+
+
+def renditions_of(rt: local.LocalRuntime, name: str, etag: str) -> bool:
+    keys = [f"resized/100x100/{name}", f"resized/300x300/{name}"]
+    return all((marker(rt, k) or {}).get("source-etag") == etag for k in keys)
+
+
+def dlq_entry(rt: local.LocalRuntime, key: str) -> dict[str, Any] | None:
+    """The DLQ message for ``key``, read without consuming it (visibility timeout 0)."""
+    messages = (
+        rt.client("sqs")
+        .receive_message(
+            QueueUrl=rt.outputs["DeadLetterQueueUrl"],
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+            VisibilityTimeout=0,
+        )
+        .get("Messages", [])
+    )
+    for message in messages:
+        try:
+            keys = [ref.key for ref in parse_body(message["Body"]).refs]
+        except InvalidEvent:
+            continue
+        if key in keys:
+            return message
+    return None
+
+
+def test_upload_with_boto3_renders_every_rendition(runtime: local.LocalRuntime) -> None:
+    etag = upload(runtime, "original/e2e/boto3 photo.jpg", imagegen.photo_jpeg(1200, 800))
+
+    eventually(lambda: renditions_of(runtime, "e2e/boto3 photo.jpg", etag))
+
+    body = (
+        runtime.client("s3")
+        .get_object(
+            Bucket=runtime.outputs["DestinationBucketName"], Key="resized/300x300/e2e/boto3 photo.jpg"
+        )["Body"]
+        .read()
+    )
+    assert Image.open(io.BytesIO(body)).size == (300, 200)
+    meta = marker(runtime, "resized/300x300/e2e/boto3 photo.jpg")
+    assert meta is not None
+    assert meta["source-key"] == "original/e2e/boto3%20photo.jpg"
+
+
+def test_upload_with_the_aws_cli(runtime: local.LocalRuntime, tmp_path: Path) -> None:
+    photo = tmp_path / "cli.png"
+    photo.write_bytes(imagegen.png_rgba(400, 200))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    target = f"s3://{runtime.outputs['SourceBucketName']}/original/e2e/cli.png"
+    subprocess.run(
+        [str(BIN / "aws"), "--endpoint-url", runtime.endpoint_url, "s3", "cp", str(photo), target],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    etag = (
+        runtime.client("s3")
+        .head_object(Bucket=runtime.outputs["SourceBucketName"], Key="original/e2e/cli.png")["ETag"]
+        .strip('"')
+    )
+
+    eventually(lambda: renditions_of(runtime, "e2e/cli.png", etag))
+
+
+def test_overwrite_re_renders_and_delete_removes(runtime: local.LocalRuntime) -> None:
+    key, name = "original/e2e/cycle.jpg", "e2e/cycle.jpg"
+    first = upload(runtime, key, imagegen.photo_jpeg(640, 480))
+    eventually(lambda: renditions_of(runtime, name, first))
+
+    second = upload(runtime, key, imagegen.photo_jpeg(480, 640, seed=2))
+    eventually(lambda: renditions_of(runtime, name, second))
+
+    runtime.client("s3").delete_object(Bucket=runtime.outputs["SourceBucketName"], Key=key)
+    eventually(lambda: marker(runtime, f"resized/100x100/{name}") is None)
+    assert marker(runtime, f"resized/300x300/{name}") is None
+
+
+def test_poison_image_is_dead_lettered_with_its_reason(runtime: local.LocalRuntime) -> None:
+    upload(runtime, "original/e2e/poison.jpg", b"<html>not an image</html>")
+
+    message = eventually(lambda: dlq_entry(runtime, "original/e2e/poison.jpg"))
+
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes["error-class"] == "NotAnImage"
+    assert attributes["replay-count"] == "0"
+
+
+def test_a_transient_failure_is_retried_and_succeeds(runtime: local.LocalRuntime) -> None:
+    etag = upload(runtime, "original/e2e/flaky-once.jpg", imagegen.photo_jpeg(320, 240))
+    eventually(lambda: renditions_of(runtime, "e2e/flaky-once.jpg", etag))
+    assert dlq_entry(runtime, "original/e2e/flaky-once.jpg") is None
+
+
+def test_a_record_that_always_fails_is_redriven_by_sqs(runtime: local.LocalRuntime) -> None:
+    upload(runtime, "original/e2e/always-fails.jpg", imagegen.photo_jpeg(320, 240))
+
+    message = eventually(lambda: dlq_entry(runtime, "original/e2e/always-fails.jpg"), timeout=60)
+
+    # SQS's own redrive: no attributes of ours, and received maxReceiveCount (3) times first.
+    assert "MessageAttributes" not in message or "error-class" not in message["MessageAttributes"]
+    assert int(message["Attributes"]["ApproximateReceiveCount"]) >= 3
+    assert marker(runtime, "resized/100x100/e2e/always-fails.jpg") is None
+
+
+def run_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "imgproc"), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_demo_exits_zero(tmp_path: Path) -> None:
+    result = run_cli("demo", "--port", "0", "--state-dir", str(tmp_path), timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "demo: all renditions and the DLQ entry are there" in result.stdout
+    assert "CorruptImage" in result.stdout
+
+
+def children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        for child in map(int, text):
+            found |= {child} | children_of(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def test_ctrl_c_on_up_stops_everything(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [str(BIN / "imgproc"), "up", "--port", "0", "--workers", "2", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C to stop" in line:
+                break
+        assert any("export AWS_ENDPOINT_URL=http://127.0.0.1:" in line for line in lines)
+        workers = eventually(lambda: children_of(process.pid), timeout=10)
+        assert len(workers) >= 2
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    eventually(lambda: not any(alive(pid) for pid in workers), timeout=10)
