@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from imgproc import deploy, local, package
+from imgproc import deploy, invoke, local, package, status
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -29,6 +29,16 @@ COMMANDS: dict[str, Command] = {
     ),
     "package": ("Build the Lambda zip for Linux (arm64 or x86_64).", package.add_arguments, package.run),
     "deploy": ("Package and deploy the stack, then print its outputs.", deploy.add_arguments, deploy.run),
+    "invoke": (
+        "Run the function's handler here once on an SQS event file; print its response.",
+        invoke.add_arguments,
+        invoke.run,
+    ),
+    "status": (
+        "Queue depth, in flight, DLQ depth, oldest message age, recent failures.",
+        status.add_arguments,
+        status.run,
+    ),
 }
 
 

@@ -10,10 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from processor.errors import ProcessingError
+from processor.events import REPLAY_COUNT_ATTRIBUTE as REPLAY_COUNT
 from processor.events import SqsMessage
 from processor.markers import utc_timestamp
 
 MAX_ERROR_MESSAGE_BYTES = 1024
+# Message attribute names (DESIGN.md, "Dead-letter messages"); the operators' tools read them back.
+ERROR_CLASS = "error-class"
+ERROR_MESSAGE = "error-message"
+FAILED_AT = "failed-at"
+ORIGINAL_MESSAGE_ID = "original-message-id"
 
 
 def attributes(message: SqsMessage, error: ProcessingError, now: datetime | None = None) -> dict[str, Any]:
@@ -23,13 +29,13 @@ def attributes(message: SqsMessage, error: ProcessingError, now: datetime | None
         return {"DataType": "String", "StringValue": value}
 
     return {
-        "error-class": text(error.error_class),
-        "error-message": text(
+        ERROR_CLASS: text(error.error_class),
+        ERROR_MESSAGE: text(
             truncate_utf8(_sqs_text(str(error)) or error.error_class, MAX_ERROR_MESSAGE_BYTES)
         ),
-        "failed-at": text(utc_timestamp(now)),
-        "original-message-id": text(message.message_id),
-        "replay-count": {"DataType": "Number", "StringValue": str(message.replay_count)},
+        FAILED_AT: text(utc_timestamp(now)),
+        ORIGINAL_MESSAGE_ID: text(message.message_id),
+        REPLAY_COUNT: {"DataType": "Number", "StringValue": str(message.replay_count)},
     }
 
 

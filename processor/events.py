@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 from processor.errors import InvalidEvent
 
 BACKFILL_MARKER = "imgprocBackfill"  # set on records that `imgproc backfill` enqueues
+REPLAY_COUNT_ATTRIBUTE = "replay-count"  # message attribute `imgproc dlq replay` increments
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def parse_sqs_event(event: Any) -> list[SqsMessage]:
 def _sqs_message(record: dict[str, Any]) -> SqsMessage:
     attributes = record.get("attributes") or {}
     message_attributes = record.get("messageAttributes") or {}
-    replay = message_attributes.get("replay-count") or {}
+    replay = message_attributes.get(REPLAY_COUNT_ATTRIBUTE) or {}
     return SqsMessage(
         message_id=str(record["messageId"]),
         body=str(record.get("body", "")),

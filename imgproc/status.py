@@ -1,0 +1,276 @@
+"""`imgproc status`: is the pipeline keeping up, and what has been failing?
+
+For the ingest queue: messages waiting (visible), being processed (in flight), delayed, and the age of
+the oldest one as CloudWatch last reported it (``AWS/SQS ApproximateAgeOfOldestMessage``; the embedded
+AWS publishes no such metric, so it is "unknown" there). For the dead-letter queue: its depth, and a
+non-destructive peek at up to 10 messages for the age of the oldest and the most recent failures.
+
+The ingest queue is never received from: even a peek increments receive counts, which would push its
+messages towards the DLQ. Peeking the DLQ, which has no redrive policy, only bumps a counter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dlq_replayer import messages
+from imgproc import aws
+
+RECENT_FAILURES = 5
+PEEK = messages.MAX_RECEIVE
+AGE_METRIC_WINDOW = timedelta(minutes=5)
+_CLEAR_SCREEN = "\x1b[H\x1b[2J"
+_MESSAGE_WIDTH = 60
+_KEYS_WIDTH = 40
+
+
+class StatusError(RuntimeError):
+    """The stack lacks what `status` needs; the message says what."""
+
+
+@dataclass
+class QueueStatus:
+    name: str
+    url: str
+    visible: int  # ApproximateNumberOfMessages
+    in_flight: int  # ApproximateNumberOfMessagesNotVisible
+    delayed: int  # ApproximateNumberOfMessagesDelayed
+    oldest_age_seconds: float | None = None  # None: unknown
+    depth: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.depth = self.visible + self.in_flight + self.delayed
+
+
+@dataclass
+class Status:
+    stack: str
+    region: str
+    checked_at: str
+    ingest: QueueStatus
+    dlq: QueueStatus
+    dlq_peeked: int  # messages the DLQ figures (oldest age, failures) are computed from
+    recent_failures: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["dlq"]["peeked"] = doc.pop("dlq_peeked")
+        return doc
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def queue_counts(sqs: Any, url: str) -> tuple[int, int, int]:
+    """(visible, in flight, delayed) of the queue at ``url``."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return (
+        int(attributes.get("ApproximateNumberOfMessages", 0)),
+        int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+    )
+
+
+def oldest_age_metric(cloudwatch: Any, queue_name: str, now: datetime) -> float | None:
+    """The latest ``ApproximateAgeOfOldestMessage`` Maximum of the last 5 minutes, or None without one."""
+    datapoints = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SQS",
+        MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": queue_name}],
+        StartTime=now - AGE_METRIC_WINDOW,
+        EndTime=now,
+        Period=60,
+        Statistics=["Maximum"],
+    ).get("Datapoints", [])
+    if not datapoints:
+        return None
+    return float(max(datapoints, key=lambda d: d["Timestamp"])["Maximum"])
+
+
+def collect(args: argparse.Namespace) -> Status:
+    """Everything `status` shows, read from the stack at ``args``' endpoint."""
+    outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name)
+    missing = [
+        k for k in ("QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn") if not outputs.get(k)
+    ]
+    if missing:
+        raise StatusError(f"stack {args.stack_name!r} has no {', '.join(missing)} output(s); redeploy it")
+    sqs = aws.client(args, "sqs")
+    now = _now()
+    warnings = []
+
+    ingest = QueueStatus(
+        outputs["QueueArn"].rsplit(":", 1)[-1], outputs["QueueUrl"], *queue_counts(sqs, outputs["QueueUrl"])
+    )
+    try:
+        ingest.oldest_age_seconds = oldest_age_metric(aws.client(args, "cloudwatch"), ingest.name, now)
+    except (ClientError, BotoCoreError) as exc:  # e.g. not allowed cloudwatch:GetMetricStatistics
+        warnings.append(f"oldest ingest message age unknown: CloudWatch said {exc}")
+
+    dlq_url = outputs["DeadLetterQueueUrl"]
+    dlq = QueueStatus(outputs["DeadLetterQueueArn"].rsplit(":", 1)[-1], dlq_url, *queue_counts(sqs, dlq_url))
+    peeked = messages.peek(sqs, dlq_url, PEEK, expected=dlq.visible)
+    ages = [a for a in (messages.age_seconds(m, now) for m in peeked) if a is not None]
+    dlq.oldest_age_seconds = round(max(ages), 3) if ages else None
+    failures = [messages.summary(m, now) for m in messages.newest_first(peeked)[:RECENT_FAILURES]]
+    return Status(
+        stack=args.stack_name,
+        region=args.region,
+        checked_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ingest=ingest,
+        dlq=dlq,
+        dlq_peeked=len(peeked),
+        recent_failures=failures,
+        warnings=warnings,
+    )
+
+
+def format_age(seconds: float | None) -> str:
+    """``42s``, ``3m05s``, ``2h07m``, ``4d03h``; ``unknown`` for None."""
+    if seconds is None:
+        return "unknown"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())  # one line, whatever the error message held
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    """Rows aligned under ``headers``, columns two spaces apart; ``right`` lists right-aligned columns."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return [line(headers), *(line(row) for row in rows)]
+
+
+def render(status: Status) -> str:
+    """The human form: queue table, then recent failures."""
+    dlq = status.dlq
+    dlq_age = format_age(dlq.oldest_age_seconds)
+    if dlq.oldest_age_seconds is not None and status.dlq_peeked < dlq.depth:
+        dlq_age = f">={dlq_age} ({status.dlq_peeked} sampled)"
+    lines = [f"stack {status.stack} ({status.region}) at {status.checked_at}", ""]
+    lines += _table(
+        ["queue", "visible", "in flight", "delayed", "oldest"],
+        [
+            [
+                "ingest",
+                str(status.ingest.visible),
+                str(status.ingest.in_flight),
+                str(status.ingest.delayed),
+                format_age(status.ingest.oldest_age_seconds),
+            ],
+            ["dead-letter", str(dlq.visible), str(dlq.in_flight), str(dlq.delayed), dlq_age],
+        ],
+        right=(1, 2, 3),
+    )
+    lines.append("")
+    if not status.recent_failures:
+        lines.append("recent failures: none" if dlq.depth == 0 else "recent failures: none visible right now")
+    else:
+        shown = len(status.recent_failures)
+        lines.append(f"recent failures ({shown} of {dlq.depth} on the DLQ, newest first)")
+        rows = []
+        for failure in status.recent_failures:
+            # Redriven messages carry no failed-at: their (original) send time is the best there is.
+            sent = failure["sent_at"]
+            when = failure["failed_at"] or (sent[:19] + "Z" if sent else "-")
+            keys = failure["keys"]
+            keys_cell = keys[0] + (f" (+{len(keys) - 1})" if len(keys) > 1 else "") if keys else "-"
+            rows.append(
+                [
+                    when,
+                    failure["error_class"],
+                    _clip(keys_cell, _KEYS_WIDTH),
+                    _clip(failure["error_message"] or "-", _MESSAGE_WIDTH),
+                ]
+            )
+        lines += ["  " + line for line in _table(["failed at", "error class", "key", "error message"], rows)]
+    return "\n".join(lines)
+
+
+def _positive_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "The ingest queue's oldest age is CloudWatch's latest ApproximateAgeOfOldestMessage (unknown without "
+        "one); the DLQ's comes from a peek at up to 10 of its messages, which leaves them there. Exit "
+        "status: 0, or 1 when the stack or AWS cannot be read."
+    )
+    aws.add_arguments(parser)
+    parser.add_argument(
+        "--watch",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="refresh every SECONDS until Ctrl-C (with --json: one object per line)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    first = True
+    try:
+        while True:
+            try:
+                status = collect(args)
+            except (aws.StackNotFound, StatusError, ClientError, BotoCoreError) as exc:
+                print(f"imgproc status: {exc}", file=sys.stderr, flush=True)
+                if first or args.watch is None:
+                    return 1
+            else:
+                _show(status, args)
+            first = False
+            if args.watch is None:
+                return 0
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _show(status: Status, args: argparse.Namespace) -> None:
+    for warning in status.warnings:
+        print(f"imgproc status: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(status.to_json()), flush=True)
+        return
+    clear = _CLEAR_SCREEN if args.watch is not None and sys.stdout.isatty() else ""
+    print(clear + render(status), flush=True)
