@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgproc.lambda_context import LocalContext
+from processor.config import variable_names
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,14 @@ def load_function(lam: Any, name: str) -> FunctionConfig:
 
 
 def apply_environment(function: FunctionConfig, *, endpoint_url: str | None, region: str) -> None:
-    """Make this process look like the function's container: its variables, this endpoint and region.
+    """Make this process look like the function's container: its variables (and none of the handler's
+    from this shell), this endpoint and region.
 
     The handler builds its configuration and clients once per process (as per container), so this
     must run before its first invocation; :func:`invoke` resets that cache to be sure.
     """
+    for name in variable_names():  # this shell's settings must not leak into the "deployed" function
+        os.environ.pop(name, None)
     os.environ.update(function.environment)
     os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = function.name

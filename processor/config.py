@@ -27,6 +27,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Config:
     dest_bucket: str
+    source_bucket: str | None = None  # when set, events for any other bucket are ignored (SOURCE_BUCKET)
     source_prefix: str = "original/"
     dest_prefix: str = "resized/"
     sizes: tuple[Size, ...] = (Size(100, 100), Size(300, 300))
@@ -53,6 +54,7 @@ class Config:
         parser = _Parser(env)
         config = cls(
             dest_bucket=parser.get("DEST_BUCKET", str, required=True),
+            source_bucket=parser.get("SOURCE_BUCKET", str, None),
             source_prefix=parser.get("SOURCE_PREFIX", _prefix, "original/"),
             dest_prefix=parser.get("DEST_PREFIX", _prefix, "resized/"),
             sizes=parser.get("SIZES", _sizes, (Size(100, 100), Size(300, 300))),
@@ -80,6 +82,23 @@ class Config:
                 "renditions written into the source prefix would trigger themselves"
             )
         return config
+
+
+def variable_names() -> tuple[str, ...]:
+    """Every environment variable :meth:`Config.from_env` reads, in order."""
+    env = _RecordingEnv({"DEST_BUCKET": "-"})
+    Config.from_env(env)
+    return tuple(env.seen)
+
+
+class _RecordingEnv(dict[str, str]):
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.seen: list[str] = []
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.seen.append(key)
+        return super().get(key, default)
 
 
 class _Parser:

@@ -45,6 +45,10 @@ def ignore_reason(bucket: str, key: str, config: Config) -> str | None:
     """Why an event for ``bucket/key`` must not be processed, or None when it must."""
     if bucket == config.dest_bucket and key.startswith(config.dest_prefix):
         return "loop-guard"  # our own output: processing it would feed on itself
+    if config.source_bucket and bucket != config.source_bucket:
+        # Another bucket's notification routed to our queue: a HEAD there could even read as "source
+        # deleted" and remove the renditions of our own object with the same key.
+        return "foreign-bucket"
     if not key.startswith(config.source_prefix):
         return "outside-source-prefix"
     if key.endswith("/"):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from processor.config import Config, ConfigError
+from processor.config import Config, ConfigError, variable_names
 from processor.spec import Fit, OutputFormat, Size
 
 
@@ -88,3 +88,14 @@ def test_config_is_frozen() -> None:
     config = Config(dest_bucket="d")
     with pytest.raises(AttributeError):
         config.quality = 10  # type: ignore[misc]
+
+
+def test_variable_names_lists_every_variable_read() -> None:
+    names = variable_names()
+    assert names[:3] == ("DEST_BUCKET", "SOURCE_BUCKET", "SOURCE_PREFIX")
+    assert {"SIZES", "OUTPUT_FORMAT", "DLQ_URL", "LOG_LEVEL", "CONCURRENCY", "CACHE_CONTROL"} <= set(names)
+    free_text = {"DEST_BUCKET", "SOURCE_BUCKET", "DLQ_URL", "WATERMARK_TEXT", "CATALOG_TABLE"}
+    free_text |= {"NOTIFY_TOPIC_ARN", "CACHE_CONTROL"}
+    for name in set(names) - free_text:  # each one really is parsed: a bad value is reported by name
+        with pytest.raises(ConfigError, match=name):
+            Config.from_env({"DEST_BUCKET": "d", name: "/-1x"})

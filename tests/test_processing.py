@@ -185,6 +185,20 @@ def test_keys_outside_the_source_prefix_and_our_own_output_are_ignored(
     assert aws.calls == {}
 
 
+def test_another_buckets_event_never_touches_our_renditions(aws: Aws, config: Config) -> None:
+    aws.put_source("original/a.jpg", imagegen.photo_jpeg(64, 64))
+    guarded = with_config(config, source_bucket=SOURCE_BUCKET)
+    run(aws, guarded, created("original/a.jpg"))
+    aws.calls.clear()
+
+    # Same key, a bucket that does not exist: its HEAD would answer 404, "source gone".
+    stray = sqs_record(s3_body(s3_record("original/a.jpg", "ObjectRemoved:Delete", bucket="not-ours")))
+    assert run(aws, guarded, stray) == {"batchItemFailures": []}
+
+    assert aws.calls == {}
+    assert aws.dest_keys() == ["resized/100x100/a.jpg", "resized/300x300/a.jpg"]
+
+
 def test_keys_with_spaces_plus_and_non_ascii(aws: Aws, config: Config) -> None:
     key = "original/été 2026/a+b c.jpg"
     aws.put_source(key, imagegen.photo_jpeg(64, 64))

@@ -82,3 +82,10 @@ def test_digest_changes_with_every_part_of_the_recipe() -> None:
 )
 def test_ignore_reasons(bucket: str, key: str, reason: str | None) -> None:
     assert ignore_reason(bucket, key, CONFIG) == reason
+
+
+def test_events_for_another_bucket_are_ignored_when_the_source_bucket_is_known() -> None:
+    config = Config(dest_bucket="dest", source_bucket="src")
+    assert ignore_reason("src", "original/a.jpg", config) is None
+    assert ignore_reason("elsewhere", "original/a.jpg", config) == "foreign-bucket"
+    assert ignore_reason("dest", "resized/100x100/a.jpg", config) == "loop-guard"
