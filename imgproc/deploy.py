@@ -203,8 +203,8 @@ def _wait_stack(
         time.sleep(poll_seconds)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    aws.add_arguments(parser)
+def add_parameter_argument(parser: argparse.ArgumentParser) -> None:
+    """``--parameter/-p KEY=VALUE``, shared by every command that deploys the template."""
     parser.add_argument(
         "--parameter",
         "-p",
@@ -213,6 +213,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="template parameter override (repeatable), e.g. -p Sizes=200x200,800x800",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    aws.add_arguments(parser)
+    add_parameter_argument(parser)
     parser.add_argument(
         "--artifact-bucket",
         help="bucket for the zip and template (default: imgproc-artifacts-ACCOUNT-REGION)",

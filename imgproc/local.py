@@ -185,14 +185,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--region", default="us-east-1", help="region of the embedded AWS (default us-east-1)"
     )
-    parser.add_argument(
-        "--parameter",
-        "-p",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="template parameter override",
-    )
+    deploy.add_parameter_argument(parser)
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="where logs go (default .imgproc)")
     parser.add_argument(
         "--retry-after",

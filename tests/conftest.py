@@ -109,6 +109,22 @@ def s3_body(*records: dict[str, Any]) -> str:
     return json.dumps({"Records": list(records)})
 
 
+# The fields of one record of Lambda's SQS event.
+LAMBDA_SQS_RECORD_KEYS = frozenset(
+    {
+        "messageId",
+        "receiptHandle",
+        "body",
+        "attributes",
+        "messageAttributes",
+        "md5OfBody",
+        "eventSource",
+        "eventSourceARN",
+        "awsRegion",
+    }
+)
+
+
 def sqs_record(body: str, message_id: str | None = None, **message_attributes: str) -> dict[str, Any]:
     """One record of Lambda's SQS event."""
     return {

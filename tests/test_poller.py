@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Aws
+from conftest import LAMBDA_SQS_RECORD_KEYS, Aws
 
 from imgproc import faults, poller
 from imgproc.function import FunctionConfig
@@ -64,17 +64,7 @@ def test_the_event_is_shaped_like_lambdas(aws: Aws) -> None:
 
     (record,) = poller.lambda_event([message], m.queue_arn, "us-east-1")["Records"]
 
-    assert set(record) == {
-        "messageId",
-        "receiptHandle",
-        "body",
-        "attributes",
-        "messageAttributes",
-        "md5OfBody",
-        "eventSource",
-        "eventSourceARN",
-        "awsRegion",
-    }
+    assert set(record) == LAMBDA_SQS_RECORD_KEYS
     assert record["messageId"] == message_id
     assert record["body"] == '{"a": 1}'
     assert record["md5OfBody"] == hashlib.md5(b'{"a": 1}').hexdigest()

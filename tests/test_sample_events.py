@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import LAMBDA_SQS_RECORD_KEYS
 
 from processor.events import ObjectRef, parse_body, parse_sqs_event
 
@@ -35,17 +36,7 @@ def test_the_folder_holds_exactly_the_documented_samples() -> None:
 @pytest.mark.parametrize("name", ["s3-put.json", "s3-test-event.json", "s3-delete.json"])
 def test_each_record_is_shaped_like_lambdas_sqs_event(name: str) -> None:
     (record,) = load(name)["Records"]
-    assert set(record) == {
-        "messageId",
-        "receiptHandle",
-        "body",
-        "attributes",
-        "messageAttributes",
-        "md5OfBody",
-        "eventSource",
-        "eventSourceARN",
-        "awsRegion",
-    }
+    assert set(record) == LAMBDA_SQS_RECORD_KEYS
     assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
     assert set(record["attributes"]) == {
         "ApproximateReceiveCount",
