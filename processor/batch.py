@@ -5,22 +5,43 @@ Each message ends in exactly one of three states:
 - ``dead-lettered``: a record failed permanently and the DLQ accepted the message with its reason;
 - ``failed``: a transient error, a deadline, or a DLQ we could not reach; the message id goes to
   ``batchItemFailures`` and SQS delivers it again (and finally redrives it to the DLQ).
+
+Every log line of a record carries its message id, bucket, key and (once known) source ETag: they are
+bound once in structlog's context variables, which each record's thread task gets a copy of.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextvars
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
+from observability import tracing
 from processor import dead_letter
 from processor.config import Config
 from processor.errors import DeadlineExceeded, ProcessingError, UnexpectedError, classify
-from processor.events import SqsMessage, parse_body
-from processor.reconcile import Result, reconcile
+from processor.events import ObjectRef, SqsMessage, parse_body
+from processor.reconcile import reconcile
 
 OK, DEAD_LETTERED, FAILED = "ok", "dead-lettered", "failed"
+RETRY = "retry"  # a record outcome: failed transiently, SQS delivers it again
+
+
+@dataclass
+class RecordReport:
+    """What happened to one S3 record: the unit of logs and metrics."""
+
+    outcome: str  # rendered, skipped, deleted, ignored, retry or dead-lettered
+    error_class: str | None = None
+    duration_ms: float = 0.0
+    source_bytes: int = 0
+    output_bytes: int = 0
+    renditions: int = 0
 
 
 @dataclass
@@ -28,7 +49,7 @@ class MessageOutcome:
     message_id: str
     status: str  # OK, DEAD_LETTERED or FAILED
     error: ProcessingError | None = None
-    results: list[Result] = field(default_factory=list)
+    records: list[RecordReport] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +64,10 @@ class BatchResult:
             ]
         }
 
+    def records(self) -> Iterator[RecordReport]:
+        for outcome in self.outcomes:
+            yield from outcome.records
+
 
 def process_batch(
     messages: Sequence[SqsMessage],
@@ -56,81 +81,135 @@ def process_batch(
     """Process ``messages`` on a small thread pool; a record starts only while time remains."""
 
     def work(message: SqsMessage) -> MessageOutcome:
-        message_log = log.bind(message_id=message.message_id, receive_count=message.receive_count)
+        structlog.contextvars.bind_contextvars(
+            message_id=message.message_id, receive_count=message.receive_count
+        )
         if remaining_ms() < config.deadline_margin_ms:
             error = DeadlineExceeded(f"under {config.deadline_margin_ms} ms left; not started")
-            message_log.warning("record.deferred", outcome="retry", error_class=error.error_class)
-            return MessageOutcome(message.message_id, FAILED, error)
-        return _process_message(message, config, s3, sqs, message_log)
+            log.warning("record.deferred", outcome=RETRY, error_class=error.error_class)
+            return MessageOutcome(message.message_id, FAILED, error, [RecordReport(RETRY, error.error_class)])
+        return _process_message(message, config, s3, sqs, log)
 
     if not messages:
         return BatchResult([])
+    traced = tracing.in_current_trace(work)
     workers = max(1, min(config.concurrency, len(messages)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="record") as pool:
-        return BatchResult(list(pool.map(work, messages)))
+        # Each task runs in its own copy of the caller's context: request id in, record context out.
+        futures = [pool.submit(contextvars.copy_context().run, traced, message) for message in messages]
+        return BatchResult([future.result() for future in futures])
 
 
 def _process_message(message: SqsMessage, config: Config, s3: Any, sqs: Any, log: Any) -> MessageOutcome:
     try:
         notification = parse_body(message.body)
     except ProcessingError as error:
-        return _dead_letter(message, error, config=config, sqs=sqs, log=log, results=[])
+        report = RecordReport(DEAD_LETTERED, error.error_class)
+        return _dead_letter(message, error, config=config, sqs=sqs, log=log, records=[report])
     if notification.test_event:
         log.info("record.ignored", outcome="ignored", reason="s3-test-event")
-        return MessageOutcome(message.message_id, OK)
+        return MessageOutcome(message.message_id, OK, None, [RecordReport("ignored")])
 
-    results: list[Result] = []
+    reports: list[RecordReport] = []
     transient: ProcessingError | None = None
     permanent: ProcessingError | None = None
     for ref in notification.refs:
-        record_log = log.bind(
-            bucket=ref.bucket, key=ref.key, event_name=ref.event_name, backfill=ref.backfill
-        )
+        report, error = _process_record(ref, config, s3, log)
+        reports.append(report)
+        if error is not None and error.transient:
+            transient = transient or error
+        elif error is not None:
+            permanent = permanent or error
+    # A transient failure wins: the retry may well clear it, and the permanent one is re-found then.
+    if transient:
+        _settle_failed(reports, RETRY)
+        return MessageOutcome(message.message_id, FAILED, transient, reports)
+    if permanent:
+        return _dead_letter(message, permanent, config=config, sqs=sqs, log=log, records=reports)
+    return MessageOutcome(message.message_id, OK, None, reports)
+
+
+def _process_record(
+    ref: ObjectRef, config: Config, s3: Any, log: Any
+) -> tuple[RecordReport, ProcessingError | None]:
+    """Reconcile one record, logging and tracing it; failures are returned classified, never raised."""
+    started = time.perf_counter()
+    context = {"bucket": ref.bucket, "key": ref.key, "event_name": ref.event_name, "backfill": ref.backfill}
+    with (
+        structlog.contextvars.bound_contextvars(**context),
+        tracing.subsegment("record", key_prefix=ref.key.rpartition("/")[0] + "/") as segment,
+    ):
         try:
             result = reconcile(ref, config, s3)
         except Exception as exc:
             error = classify(exc)
-            if error.transient:
-                transient = transient or error
-                _log_failure(record_log, error, exc, outcome="retry")
-            else:
-                permanent = permanent or error
-                _log_failure(record_log, error, exc, outcome="dead-lettered")
-            continue
-        results.append(result)
-        record_log.info(
+            _log_failure(log, error, exc, outcome=RETRY if error.transient else DEAD_LETTERED)
+            tracing.annotate(segment, outcome="failed", error_class=error.error_class)
+            report = RecordReport("failed", error.error_class, _ms_since(started))
+            structlog.contextvars.unbind_contextvars("source_etag")
+            return report, error
+        report = RecordReport(
+            result.outcome.value,
+            duration_ms=_ms_since(started),
+            source_bytes=result.source_bytes,
+            output_bytes=result.output_bytes,
+            renditions=len(result.renditions),
+        )
+        log.info(
             f"record.{result.outcome.value}",
             outcome=result.outcome.value,
             reason=result.reason,
-            renditions=len(result.renditions),
-            source_bytes=result.source_bytes,
-            output_bytes=result.output_bytes,
+            renditions=report.renditions,
+            source_bytes=report.source_bytes,
+            output_bytes=report.output_bytes,
+            duration_ms=report.duration_ms,
             timings_ms=result.timings_ms,
         )
-    # A transient failure wins: the retry may well clear it, and the permanent one is re-found then.
-    if transient:
-        return MessageOutcome(message.message_id, FAILED, transient, results)
-    if permanent:
-        return _dead_letter(message, permanent, config=config, sqs=sqs, log=log, results=results)
-    return MessageOutcome(message.message_id, OK, None, results)
+        tracing.annotate(
+            segment,
+            outcome=result.outcome.value,
+            metadata={"source_bytes": report.source_bytes, "output_bytes": report.output_bytes},
+        )
+        structlog.contextvars.unbind_contextvars("source_etag")
+        return report, None
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _settle_failed(reports: list[RecordReport], outcome: str) -> None:
+    """Failed records end as ``outcome`` once the message's fate is known."""
+    for report in reports:
+        if report.outcome == "failed":
+            report.outcome = outcome
 
 
 def _dead_letter(
-    message: SqsMessage, error: ProcessingError, *, config: Config, sqs: Any, log: Any, results: list[Result]
+    message: SqsMessage,
+    error: ProcessingError,
+    *,
+    config: Config,
+    sqs: Any,
+    log: Any,
+    records: list[RecordReport],
 ) -> MessageOutcome:
     if not config.dlq_url:
         # Without DLQ_URL we cannot park it ourselves: let SQS retry and redrive it.
-        log.warning("dead_letter.unconfigured", outcome="retry", error_class=error.error_class)
-        return MessageOutcome(message.message_id, FAILED, error, results)
+        log.warning("dead_letter.unconfigured", outcome=RETRY, error_class=error.error_class)
+        _settle_failed(records, RETRY)
+        return MessageOutcome(message.message_id, FAILED, error, records)
     try:
         dead_letter.send(sqs, config.dlq_url, message, error)
-    except Exception as exc:
-        _log_failure(log, classify(exc), exc, outcome="retry", stage="dead-letter")
-        return MessageOutcome(message.message_id, FAILED, error, results)
+    except Exception as exc:  # the record stays in the batch failures: nothing is lost
+        _log_failure(log, classify(exc), exc, outcome=RETRY, stage="dead-letter")
+        _settle_failed(records, RETRY)
+        return MessageOutcome(message.message_id, FAILED, error, records)
     log.warning(
-        "record.dead_lettered", outcome="dead-lettered", error_class=error.error_class, error=str(error)
+        "record.dead_lettered", outcome=DEAD_LETTERED, error_class=error.error_class, error=str(error)
     )
-    return MessageOutcome(message.message_id, DEAD_LETTERED, error, results)
+    _settle_failed(records, DEAD_LETTERED)
+    return MessageOutcome(message.message_id, DEAD_LETTERED, error, records)
 
 
 def _log_failure(log: Any, error: ProcessingError, exc: BaseException, *, outcome: str, **extra: Any) -> None:

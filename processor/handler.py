@@ -7,14 +7,18 @@ invocation; a bad configuration fails the cold start loudly instead of failing e
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from dataclasses import dataclass
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import structlog
 from botocore.config import Config as BotoConfig
 
-from observability import logs
+from observability import logs, tracing
 from processor.batch import process_batch
 from processor.config import Config
 from processor.events import parse_sqs_event
@@ -25,6 +29,7 @@ class Runtime:
     config: Config
     s3: Any
     sqs: Any
+    invocations: Iterator[int] = field(default_factory=itertools.count)  # the first is the cold start
 
 
 @functools.cache
@@ -32,6 +37,7 @@ def runtime() -> Runtime:
     """The container-wide configuration and clients (tests call ``runtime.cache_clear()``)."""
     config = Config.from_env()
     logs.configure(config.log_level)
+    tracing.configure()
     boto_config = BotoConfig(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,
@@ -48,11 +54,19 @@ def runtime() -> Runtime:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     """Process one SQS batch; return the ids of the messages SQS must deliver again."""
     rt = runtime()
-    log = logs.get_logger("processor", request_id=getattr(context, "aws_request_id", None))
-    remaining = getattr(context, "get_remaining_time_in_millis", None) or (lambda: math.inf)
-    result = process_batch(
-        parse_sqs_event(event), config=rt.config, s3=rt.s3, sqs=rt.sqs, remaining_ms=remaining, log=log
+    cold_start = next(rt.invocations) == 0
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        request_id=getattr(context, "aws_request_id", None),
+        function_name=os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
+        cold_start=cold_start,
     )
+    log = logs.get_logger("processor")
+    remaining = getattr(context, "get_remaining_time_in_millis", None) or (lambda: math.inf)
+    with tracing.invocation("imgproc"):
+        result = process_batch(
+            parse_sqs_event(event), config=rt.config, s3=rt.s3, sqs=rt.sqs, remaining_ms=remaining, log=log
+        )
     response = result.response()
     log.info("batch.done", records=len(result.outcomes), failures=len(response["batchItemFailures"]))
     return response

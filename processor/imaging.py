@@ -29,8 +29,8 @@ import re
 import struct
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -117,18 +117,32 @@ class Rendered:
     height: int
 
 
-def render(data: bytes, specs: Sequence[RenditionSpec], *, max_pixels: int) -> list[Rendered]:
+Stage = Callable[[str], AbstractContextManager[Any]]
+
+
+def render(
+    data: bytes, specs: Sequence[RenditionSpec], *, max_pixels: int, stage: Stage | None = None
+) -> list[Rendered]:
     """Decode ``data`` once and produce one :class:`Rendered` per spec, in the order given.
 
     Raises :class:`~processor.errors.NotAnImage`, :class:`~processor.errors.CorruptImage`,
     :class:`~processor.errors.ImageTooLarge` (header declares more than ``max_pixels``, checked before
     decoding) or :class:`~processor.errors.UnsupportedImage`. ``spec.format`` None means JPEG when
     the image is opaque, PNG when any pixel is transparent (decided once per source).
+
+    ``stage(name)``, when given, wraps the decode (``"decode"``) and each rendition (``"render WxH"``):
+    the caller times and traces them without this module knowing how.
     """
     if not specs:
         return []
-    source = _decode(data, specs, max_pixels)
-    return _render_all(source, specs)
+    stage = stage or _no_stage
+    with stage("decode"):
+        source = _decode(data, specs, max_pixels)
+    return _render_all(source, specs, stage)
+
+
+def _no_stage(name: str) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -522,7 +536,7 @@ def _geometry(box_w: int, box_h: int, fit: Fit, width: int, height: int) -> tupl
 # Rendering
 
 
-def _render_all(source: _Source, specs: Sequence[RenditionSpec]) -> list[Rendered]:
+def _render_all(source: _Source, specs: Sequence[RenditionSpec], stage: Stage) -> list[Rendered]:
     fmt_auto = OutputFormat.PNG if source.has_alpha else OutputFormat.JPEG
     layers: list[_Layer] = []
     results: list[Rendered | None] = [None] * len(specs)
@@ -530,11 +544,12 @@ def _render_all(source: _Source, specs: Sequence[RenditionSpec]) -> list[Rendere
     order = sorted(range(len(specs)), key=lambda i: -source.plans[i].size[0] * source.plans[i].size[1])
     for i in order:
         plan = source.plans[i]
-        layer = _pick_layer(source.base, layers, plan)
-        image = _resample(layer, plan)
-        layers.append(_Layer(image, plan.region, _scale_of(plan)))
-        fmt = specs[i].format or fmt_auto
-        results[i] = _finish(image, source, specs[i].resolved(fmt), fmt)
+        with stage(f"render {specs[i].size}"):
+            layer = _pick_layer(source.base, layers, plan)
+            image = _resample(layer, plan)
+            layers.append(_Layer(image, plan.region, _scale_of(plan)))
+            fmt = specs[i].format or fmt_auto
+            results[i] = _finish(image, source, specs[i].resolved(fmt), fmt)
     return [r for r in results if r is not None]
 
 

@@ -14,6 +14,9 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
+from observability import tracing
 from processor import imaging, markers, storage
 from processor.config import Config
 from processor.errors import ImageTooLarge, SourceChanged
@@ -32,6 +35,7 @@ class Outcome(enum.Enum):
 class Result:
     outcome: Outcome
     reason: str | None = None
+    source_etag: str | None = None
     source_bytes: int = 0
     renditions: list[imaging.Rendered] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -42,11 +46,12 @@ class Result:
 
 
 @contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    """Add the wall time of the block to ``timings[stage]`` (ms), even when it raises."""
+def _stage(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Time the block into ``timings[stage]`` (ms, even when it raises) and trace it as a subsegment."""
     start = time.perf_counter()
     try:
-        yield
+        with tracing.subsegment(stage):
+            yield
     finally:
         elapsed = (time.perf_counter() - start) * 1000
         timings[stage] = round(timings.get(stage, 0.0) + elapsed, 2)
@@ -59,12 +64,14 @@ def reconcile(ref: ObjectRef, config: Config, s3: Any) -> Result:
         return Result(Outcome.IGNORED, reason)
     plans = plan_renditions(config, ref.key)
     result = Result(Outcome.SKIPPED)
-    stage = functools.partial(_timed, result.timings_ms)
+    stage = functools.partial(_stage, result.timings_ms)
 
     with stage("head"):
         source = storage.head_source(s3, ref.bucket, ref.key)
     if source is None:
         return _remove_renditions(ref, config, s3, plans, result=result, stage=stage)
+    result.source_etag = source.etag
+    structlog.contextvars.bind_contextvars(source_etag=source.etag)  # on every later line of the record
     if source.size > config.max_source_bytes:
         raise ImageTooLarge(
             f"source is {source.size} bytes, limit MAX_SOURCE_BYTES={config.max_source_bytes}"
@@ -78,8 +85,7 @@ def reconcile(ref: ObjectRef, config: Config, s3: Any) -> Result:
     with stage("get"):
         data = storage.get_source(s3, ref.bucket, ref.key, source.etag, config.max_source_bytes)
     result.source_bytes = len(data)
-    with stage("render"):
-        rendered = imaging.render(data, [plan.spec for plan in stale], max_pixels=config.max_pixels)
+    rendered = imaging.render(data, [plan.spec for plan in stale], max_pixels=config.max_pixels, stage=stage)
     with stage("put"):
         for plan, output in zip(stale, rendered, strict=True):
             key = plan.candidate_for(output.format).key

@@ -1,0 +1,138 @@
+"""The handler's logs: JSON lines carrying the invocation's and the record's context, and no secrets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import botocore.exceptions
+import imagegen
+import pytest
+from conftest import DEST_BUCKET, Aws, s3_body, s3_record, sqs_event, sqs_record
+
+from processor import handler
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+CONTEXT = {"event", "level", "timestamp", "logger", "request_id", "function_name", "cold_start"}
+
+
+class Context:
+    def __init__(self, request_id: str) -> None:
+        self.aws_request_id = request_id
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def invoke(aws: Aws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    monkeypatch.setenv("DEST_BUCKET", DEST_BUCKET)
+    monkeypatch.setenv("DLQ_URL", aws.dlq_url)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "imgproc-fn")
+    handler.runtime.cache_clear()
+
+    def run(*records: dict[str, Any], request_id: str = "req-1") -> list[dict[str, Any]]:
+        handler.lambda_handler(sqs_event(*records), Context(request_id))
+        out = capsys.readouterr().out
+        assert SECRET not in out
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    yield run
+    handler.runtime.cache_clear()
+
+
+def record(key: str, message_id: str) -> dict[str, Any]:
+    return sqs_record(s3_body(s3_record(key)), message_id)
+
+
+def test_every_line_is_json_with_the_invocation_context(aws: Aws, invoke: Any) -> None:
+    aws.put_source("original/a.jpg", imagegen.photo_jpeg(64, 64))
+    first = invoke(record("original/a.jpg", "m-1"), request_id="req-1")
+    second = invoke(record("original/a.jpg", "m-2"), request_id="req-2")
+
+    for line in first + second:
+        assert {"event", "level", "timestamp", "logger", "request_id", "function_name", "cold_start"} <= set(
+            line
+        )
+        assert line["function_name"] == "imgproc-fn"
+        assert line["timestamp"].endswith("Z")
+    assert {line["cold_start"] for line in first} == {True}
+    assert {line["cold_start"] for line in second} == {False}
+    assert {line["request_id"] for line in second} == {"req-2"}
+
+
+def test_record_lines_carry_the_record_context_and_outcome(aws: Aws, invoke: Any) -> None:
+    etag = aws.put_source("original/a.jpg", imagegen.photo_jpeg(640, 480))
+    lines = invoke(record("original/a.jpg", "m-1"))
+
+    (rendered,) = [line for line in lines if line["event"] == "record.rendered"]
+    assert rendered["message_id"] == "m-1"
+    assert (rendered["bucket"], rendered["key"], rendered["source_etag"]) == (
+        "imgproc-source",
+        "original/a.jpg",
+        etag,
+    )
+    assert rendered["outcome"] == "rendered"
+    assert rendered["renditions"] == 2
+    assert set(rendered["timings_ms"]) == {"head", "get", "decode", "render 300x300", "render 100x100", "put"}
+    assert max(len(json.dumps(line)) for line in lines) < 2000  # no image bytes anywhere
+
+    (skipped,) = [
+        line for line in invoke(record("original/a.jpg", "m-2")) if line["event"].startswith("record.")
+    ]
+    assert (skipped["event"], skipped["source_etag"], skipped["message_id"]) == (
+        "record.skipped",
+        etag,
+        "m-2",
+    )
+
+
+def test_error_lines_carry_the_class_and_unexpected_ones_a_traceback(aws: Aws, invoke: Any) -> None:
+    aws.put_source("original/bad.jpg", b"not an image")
+    aws.put_source("original/boom.jpg", imagegen.photo_jpeg(64, 64))
+
+    def explode(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == "original/boom.jpg":
+            raise KeyError("surprise")
+
+    handler.runtime().s3.meta.events.register("before-parameter-build.s3.GetObject", explode)
+    lines = invoke(record("original/bad.jpg", "m-bad"), record("original/boom.jpg", "m-boom"))
+
+    errors = {line["message_id"]: line for line in lines if line["event"] == "record.error"}
+    assert errors["m-bad"]["error_class"] == "NotAnImage"
+    assert errors["m-bad"]["outcome"] == "dead-lettered"
+    assert errors["m-bad"]["key"] == "original/bad.jpg"
+    assert "exception" not in errors["m-bad"]
+    assert errors["m-boom"]["error_class"] == "UnexpectedError"
+    assert errors["m-boom"]["outcome"] == "retry"
+    (trace,) = errors["m-boom"]["exception"]
+    assert trace["exc_type"] == "KeyError"
+    assert trace["frames"]  # a structured traceback, frame by frame
+
+
+def test_log_level_is_honoured(aws: Aws, invoke: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    handler.runtime.cache_clear()
+    aws.put_source("original/a.jpg", imagegen.photo_jpeg(64, 64))
+    aws.put_source("original/bad.jpg", b"nope")
+
+    lines = invoke(record("original/a.jpg", "m-1"), record("original/bad.jpg", "m-2"))
+
+    assert {line["level"] for line in lines} == {"warning"}
+    assert any(line["event"] == "record.dead_lettered" for line in lines)
+
+
+def test_throttling_is_a_warning_with_its_class(aws: Aws, invoke: Any) -> None:
+    aws.put_source("original/a.jpg", imagegen.photo_jpeg(64, 64))
+
+    def slow_down(**_: Any) -> None:
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject"
+        )
+
+    handler.runtime().s3.meta.events.register("before-parameter-build.s3.GetObject", slow_down)
+    lines = invoke(record("original/a.jpg", "m-1"))
+
+    (error,) = [line for line in lines if line["event"] == "record.error"]
+    assert (error["level"], error["error_class"], error["outcome"]) == ("warning", "Throttled", "retry")
