@@ -1,0 +1,149 @@
+"""What the operators' long-running commands share: a rate limit, progress with ETA, batch sends.
+
+`imgproc dlq replay`, `imgproc dlq purge` and `imgproc backfill` move thousands to millions of
+messages; these pieces keep them polite to SQS (``--rate``), visible to the operator (count, rate,
+ETA on a terminal) and honest about partial failures (per-entry results of ``SendMessageBatch``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+SQS_BATCH = 10  # SendMessageBatch / DeleteMessageBatch limit
+
+
+class RateLimiter:
+    """At most ``rate`` operations per second on average (None: unlimited), without bursts above it."""
+
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError("--rate must be positive")
+        self._interval = 0.0 if rate is None else 1.0 / rate
+        self._clock, self._sleep = clock, sleep
+        self._next = clock()
+
+    def acquire(self, count: int = 1) -> None:
+        """Wait until ``count`` more operations fit in the rate."""
+        if not self._interval:
+            return
+        now = self._clock()
+        if self._next > now:
+            self._sleep(self._next - now)
+        self._next = max(self._next, now) + count * self._interval
+
+
+@dataclass
+class Progress:
+    """A one-line progress report (done, rate, ETA) redrawn on a terminal; silent elsewhere.
+
+    ``total`` may be unknown (None): then no ETA. Call :meth:`advance` as work completes and
+    :meth:`close` at the end.
+    """
+
+    label: str
+    total: int | None = None
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    interval: float = 0.2
+    done: int = 0
+    _started: float = field(default_factory=time.monotonic)
+    _drawn: float = 0.0
+
+    @property
+    def live(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        now = time.monotonic()
+        if self.live and now - self._drawn >= self.interval:
+            self._drawn = now
+            print(f"\r{self.line()}", end="", file=self.stream, flush=True)
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        rate = self.done / elapsed
+        text = f"{self.label}: {self.done:,}"
+        if self.total is not None:
+            text += f"/{self.total:,}"
+        text += f" ({rate:,.1f}/s"
+        if self.total is not None and rate > 0 and self.done < self.total:
+            text += f", ETA {format_duration((self.total - self.done) / rate)}"
+        return text + ")"
+
+    def close(self) -> None:
+        if self.live:
+            print(f"\r{self.line()}", file=self.stream, flush=True)
+
+
+def format_duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+@dataclass(frozen=True)
+class BatchSendResult:
+    sent: list[int]  # indexes (into the entries given) that SQS accepted
+    failed: dict[int, str]  # index -> "Code: Message" for entries still refused after the retries
+
+
+def send_batch(
+    sqs: Any,
+    queue_url: str,
+    entries: Sequence[dict[str, Any]],
+    *,
+    attempts: int = 3,
+    backoff: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchSendResult:
+    """``SendMessageBatch`` for up to 10 entries (without ``Id``: added here), retrying only the
+    entries SQS refused with a retryable error (not a sender fault, not a 4xx); reports each entry's
+    fate, so that the caller deletes or marks exactly the entries that were sent."""
+    if len(entries) > SQS_BATCH:
+        raise ValueError(f"at most {SQS_BATCH} entries per batch")
+    pending = dict(enumerate(entries))
+    failed: dict[int, str] = {}
+    sent: list[int] = []
+    for attempt in range(attempts):
+        if not pending:
+            break
+        if attempt:
+            sleep(backoff * 2 ** (attempt - 1))
+        try:
+            response = sqs.send_message_batch(
+                QueueUrl=queue_url, Entries=[{**entry, "Id": str(i)} for i, entry in pending.items()]
+            )
+        except sqs.exceptions.ClientError as exc:  # the whole request refused: every entry failed
+            error = exc.response.get("Error", {})
+            reason = f"{error.get('Code', 'Error')}: {error.get('Message', '')}"
+            failed.update(dict.fromkeys(pending, reason))
+            if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)) < 500:
+                pending.clear()  # a client error: retrying the same request cannot help
+            continue
+        for ok in response.get("Successful", []):
+            index = int(ok["Id"])
+            sent.append(index)
+            pending.pop(index, None)
+        for bad in response.get("Failed", []):
+            index = int(bad["Id"])
+            failed[index] = f"{bad.get('Code', 'Error')}: {bad.get('Message', '')}"
+            if bad.get("SenderFault"):
+                pending.pop(index, None)  # our request is wrong: retrying cannot help
+    for index in pending:
+        failed.setdefault(index, "not accepted after retries")
+    return BatchSendResult(sent=sorted(sent), failed={i: failed[i] for i in sorted(failed) if i not in sent})
