@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit bench demo up clean
+.PHONY: test lint unit bench demo up dashboard clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ demo: $(STAMP)
 
 up: $(STAMP)
 	$(BIN)/imgproc up
+
+dashboard: $(STAMP)  # regenerate the template's dashboard and alarms from observability/dashboard.py
+	$(BIN)/python -m observability.dashboard --write
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_imaging.py

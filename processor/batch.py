@@ -38,7 +38,7 @@ class RecordReport:
 
     outcome: str  # rendered, skipped, deleted, ignored, retry or dead-lettered
     error_class: str | None = None
-    duration_ms: float = 0.0
+    duration_ms: float | None = None  # None: never started
     source_bytes: int = 0
     output_bytes: int = 0
     renditions: int = 0

@@ -19,7 +19,8 @@ import structlog
 from botocore.config import Config as BotoConfig
 
 from observability import logs, tracing
-from processor.batch import process_batch
+from observability.metrics import BatchMetrics
+from processor.batch import BatchResult, process_batch
 from processor.config import Config
 from processor.events import parse_sqs_event
 
@@ -67,6 +68,25 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[s
         result = process_batch(
             parse_sqs_event(event), config=rt.config, s3=rt.s3, sqs=rt.sqs, remaining_ms=remaining, log=log
         )
+    _emit_metrics(result, log)
     response = result.response()
     log.info("batch.done", records=len(result.outcomes), failures=len(response["batchItemFailures"]))
     return response
+
+
+def _emit_metrics(result: BatchResult, log: Any) -> None:
+    """One set of EMF documents per batch on stdout; a metrics bug must not fail finished work."""
+    try:
+        metrics = BatchMetrics()
+        for record in result.records():
+            metrics.add_record(
+                record.outcome,
+                error_class=record.error_class,
+                processing_ms=record.duration_ms,
+                source_bytes=record.source_bytes,
+                output_bytes=record.output_bytes,
+                renditions=record.renditions,
+            )
+        metrics.flush()
+    except Exception:
+        log.exception("metrics.failed")

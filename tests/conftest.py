@@ -12,6 +12,7 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+import structlog
 from moto import mock_aws
 
 from observability import logs
@@ -20,6 +21,17 @@ from processor.config import Config
 REGION = "us-east-1"
 SOURCE_BUCKET = "imgproc-source"
 DEST_BUCKET = "imgproc-dest"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Each test starts and ends with structlog's defaults: a test that configured it to write to a
+    captured stream must not leave later tests writing to that stream once it is closed."""
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture(autouse=True)

@@ -130,9 +130,12 @@ def test_upload_is_rendered_with_markers(
         assert marker["source-key"] == "original/photos/cat.jpg"
         assert marker["rendition"] == jpeg_digest(size)
         assert ISO_UTC.match(marker["processed-at"])
-    # The handler's logs went to stderr, as JSON lines, with the summary line after them.
-    log_lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    # The handler's logs and its EMF metrics went to stderr, as JSON lines, the summary line after them.
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    log_lines = [line for line in lines if "_aws" not in line]
     assert [line["event"] for line in log_lines] == ["record.rendered", "batch.done"]
+    (metrics,) = [line for line in lines if "_aws" in line]
+    assert metrics["RecordsProcessed"] == 1
     assert log_lines[0]["key"] == "original/photos/cat.jpg"
     assert re.search(
         rf"^imgproc invoke: {re.escape(stack['FunctionName'])}: 1 message\(s\), 0 failed, \d+ ms$",
@@ -228,7 +231,8 @@ def test_env_overrides_the_functions_variables(
 
     assert (code, out) == (0, '{"batchItemFailures": []}\n')
     assert sorted(dest_objects(stack)) == ["resized/50x50/a.jpg"]
-    assert not [line for line in err.splitlines() if line.startswith("{")]  # INFO lines filtered out
+    logged = [line for line in err.splitlines() if line.startswith("{") and '"_aws"' not in line]
+    assert not logged  # INFO lines filtered out (the EMF metrics line is not a log line)
 
 
 def test_a_handler_error_is_reported_like_lambda_does(

@@ -33,10 +33,16 @@ def invoke(aws: Aws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     handler.runtime.cache_clear()
 
     def run(*records: dict[str, Any], request_id: str = "req-1") -> list[dict[str, Any]]:
+        """The log lines of one invocation (its EMF metric documents are kept in ``emf``)."""
         handler.lambda_handler(sqs_event(*records), Context(request_id))
         out = capsys.readouterr().out
         assert SECRET not in out
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+        emf[:] = [line for line in lines if "_aws" in line]
+        return [line for line in lines if "_aws" not in line]
+
+    emf: list[dict[str, Any]] = []
+    run.emf = emf  # type: ignore[attr-defined]
 
     yield run
     handler.runtime.cache_clear()
@@ -136,3 +142,21 @@ def test_throttling_is_a_warning_with_its_class(aws: Aws, invoke: Any) -> None:
 
     (error,) = [line for line in lines if line["event"] == "record.error"]
     assert (error["level"], error["error_class"], error["outcome"]) == ("warning", "Throttled", "retry")
+
+
+def test_one_set_of_metrics_per_batch_matching_what_happened(aws: Aws, invoke: Any) -> None:
+    aws.put_source("original/a.jpg", imagegen.photo_jpeg(640, 480))
+    aws.put_source("original/bad.jpg", b"not an image")
+    invoke(record("original/a.jpg", "m-1"), record("original/bad.jpg", "m-2"))
+
+    general, by_class = invoke.emf
+    assert general["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ImageProcessor"
+    assert general["FunctionName"] == "imgproc-fn"
+    counts = {name: general[name] for name in ("RecordsProcessed", "RecordsSkipped", "RecordsFailed")}
+    assert counts == {"RecordsProcessed": 1, "RecordsSkipped": 0, "RecordsFailed": 1}
+    assert general["RenditionsWritten"] == 2
+    assert general["SourceBytes"] == [
+        len(aws.s3.get_object(Bucket="imgproc-source", Key="original/a.jpg")["Body"].read())
+    ]
+    assert len(general["ProcessingTime"]) == 2
+    assert (by_class["ErrorClass"], by_class["RecordsFailed"]) == ("NotAnImage", 1)

@@ -56,6 +56,7 @@ DESIGN_OUTPUTS = frozenset(
 FUNCTION_ENV = frozenset(
     {
         "DEST_BUCKET",
+        "SOURCE_BUCKET",
         "SOURCE_PREFIX",
         "DEST_PREFIX",
         "SIZES",
@@ -70,9 +71,8 @@ FUNCTION_ENV = frozenset(
         "LOG_LEVEL",
     }
 )
-# Parameters declared for a later issue; cfn-lint's W2001 (unused parameter) is ignored in the template's
-# Metadata for their sake, and test_every_other_parameter_is_used keeps that ignore from hiding others.
-RESERVED_PARAMETERS = frozenset({"AlarmEmail"})
+# Parameters declared but not referenced (none: cfn-lint's W2001 would flag them too).
+RESERVED_PARAMETERS: frozenset[str] = frozenset()
 # The only actions that may be granted on Resource "*" (X-Ray has no resource-level permissions).
 STAR_RESOURCE_ACTION_PREFIXES = ("xray:",)
 DATA_SERVICES = ("s3:", "sqs:", "dynamodb:", "sns:")
@@ -257,6 +257,8 @@ EXPECTED_DEFAULTS = {
     "MaxReceiveCount": "5",
     "LogRetentionDays": "30",
     "AlarmEmail": "",
+    "ErrorRateAlarmPercent": "5",
+    "OldestMessageAlarmSeconds": "900",
     "EnableCloudFront": "true",
     "EnableCatalog": "false",
     "EnableNotifications": "false",
@@ -491,6 +493,7 @@ def test_function_runs_the_handler_with_every_design_variable(resources: dict[st
     variables = props["Environment"]["Variables"]
     assert set(variables) >= FUNCTION_ENV
     assert variables["DEST_BUCKET"] == {"Ref": "DestinationBucket"}
+    assert variables["SOURCE_BUCKET"] == {"Ref": "SourceBucket"}
     assert variables["DLQ_URL"] == {"Ref": "DeadLetterQueue"}
     assert variables["SOURCE_PREFIX"] == {"Ref": "SourcePrefix"}
     assert variables["DEST_PREFIX"] == {"Ref": "DestinationPrefix"}
@@ -513,7 +516,9 @@ def test_optional_resources_follow_their_switches(
     for name, parameter in expected.items():
         assert conditions[resources[name]["Condition"]] == {"Fn::Equals": [{"Ref": parameter}, "true"]}, name
     conditional = {name for name, res in resources.items() if "Condition" in res}
-    assert conditional == set(expected)
+    assert conditional == {*expected, "AlarmEmailSubscription"}
+    assert resources["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    assert conditions["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
     table = resources["CatalogTable"]["Properties"]
     assert table["KeySchema"] == [{"AttributeName": "source_key", "KeyType": "HASH"}]
     assert table["AttributeDefinitions"] == [{"AttributeName": "source_key", "AttributeType": "S"}]
@@ -781,6 +786,7 @@ def test_moto_creates_the_function_with_handler_runtime_and_environment(moto: Mo
     assert set(variables) >= FUNCTION_ENV
     assert variables == {
         "DEST_BUCKET": outputs["DestinationBucketName"],
+        "SOURCE_BUCKET": outputs["SourceBucketName"],
         "SOURCE_PREFIX": "original/",
         "DEST_PREFIX": "resized/",
         "SIZES": "100x100,300x300",
