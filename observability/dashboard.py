@@ -172,6 +172,17 @@ FAILED_BY_CLASS = Expression(
     "byclass",
 )
 
+# Messages on the DLQ, whether visible or held by an operator's scan.
+DLQ_DEPTH_INPUTS = (
+    sqs_metric(
+        DEAD_LETTER_QUEUE, "ApproximateNumberOfMessagesVisible", "Maximum", id="visible", visible=False
+    ),
+    sqs_metric(
+        DEAD_LETTER_QUEUE, "ApproximateNumberOfMessagesNotVisible", "Maximum", id="held", visible=False
+    ),
+)
+DLQ_DEPTH = Expression("FILL(visible, 0) + FILL(held, 0)", "messages on the DLQ", "dlqdepth")
+
 # Error rate in percent of all records, shared by the widget and the alarm.
 FAILED = imgproc_metric(metrics.RECORDS_FAILED, "Sum", "failed", id="failed", visible=False)
 PROCESSED = imgproc_metric(metrics.RECORDS_PROCESSED, "Sum", "processed", id="processed", visible=False)
@@ -359,7 +370,9 @@ ALARMS: tuple[Alarm, ...] = (
             " Bad uploads: fix or remove the sources. After a fix or an outage: "
             f"{_REPLAY}."
         ),
-        metric=sqs_metric(DEAD_LETTER_QUEUE, "ApproximateNumberOfMessagesVisible", "Maximum"),
+        # Visible + in flight: `imgproc dlq inspect` hides the messages it reads for a while, which
+        # must not flip the alarm to OK and back.
+        math=(DLQ_DEPTH, DLQ_DEPTH_INPUTS),
         threshold=0,
     ),
     Alarm(

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from processor.errors import ProcessingError
+from processor.events import ORIGINAL_MESSAGE_ID_ATTRIBUTE as ORIGINAL_MESSAGE_ID
 from processor.events import REPLAY_COUNT_ATTRIBUTE as REPLAY_COUNT
 from processor.events import SqsMessage
 from processor.markers import utc_timestamp
@@ -19,11 +20,11 @@ MAX_ERROR_MESSAGE_BYTES = 1024
 ERROR_CLASS = "error-class"
 ERROR_MESSAGE = "error-message"
 FAILED_AT = "failed-at"
-ORIGINAL_MESSAGE_ID = "original-message-id"
 
 
 def attributes(message: SqsMessage, error: ProcessingError, now: datetime | None = None) -> dict[str, Any]:
-    """The DESIGN.md dead-letter attributes; ``replay-count`` carries over what a replay set."""
+    """The DESIGN.md dead-letter attributes; ``replay-count`` and ``original-message-id`` carry over
+    what a replayed message brought, so the cap and the chain back to the first failure hold."""
 
     def text(value: str) -> dict[str, str]:
         return {"DataType": "String", "StringValue": value}
@@ -34,7 +35,7 @@ def attributes(message: SqsMessage, error: ProcessingError, now: datetime | None
             truncate_utf8(_sqs_text(str(error)) or error.error_class, MAX_ERROR_MESSAGE_BYTES)
         ),
         FAILED_AT: text(utc_timestamp(now)),
-        ORIGINAL_MESSAGE_ID: text(message.message_id),
+        ORIGINAL_MESSAGE_ID: text(message.original_message_id or message.message_id),
         REPLAY_COUNT: {"DataType": "Number", "StringValue": str(message.replay_count)},
     }
 

@@ -16,6 +16,7 @@ from processor.errors import InvalidEvent
 
 BACKFILL_MARKER = "imgprocBackfill"  # set on records that `imgproc backfill` enqueues
 REPLAY_COUNT_ATTRIBUTE = "replay-count"  # message attribute `imgproc dlq replay` increments
+ORIGINAL_MESSAGE_ID_ATTRIBUTE = "original-message-id"  # set when dead-lettered, kept by replays
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class SqsMessage:
     body: str
     receive_count: int
     replay_count: int  # from the `replay-count` attribute set by `imgproc dlq replay`
+    original_message_id: str | None = None  # kept by a replay: the message that first failed
 
 
 def parse_sqs_event(event: Any) -> list[SqsMessage]:
@@ -59,11 +61,13 @@ def _sqs_message(record: dict[str, Any]) -> SqsMessage:
     attributes = record.get("attributes") or {}
     message_attributes = record.get("messageAttributes") or {}
     replay = message_attributes.get(REPLAY_COUNT_ATTRIBUTE) or {}
+    original = message_attributes.get(ORIGINAL_MESSAGE_ID_ATTRIBUTE) or {}
     return SqsMessage(
         message_id=str(record["messageId"]),
         body=str(record.get("body", "")),
         receive_count=_int_or_zero(attributes.get("ApproximateReceiveCount")),
         replay_count=_int_or_zero(replay.get("stringValue")),
+        original_message_id=original.get("stringValue") or None,
     )
 
 

@@ -1,4 +1,4 @@
-"""What a rendition is: its box, fit, format and quality, and the digest that names that recipe.
+"""What a rendition is: its box, fit, format, quality and watermark, and the digest that names that recipe.
 
 The digest is written into every rendition's metadata (``rendition``) so that changing any part of
 the recipe (a size, the quality, the renderer itself) makes existing renditions stale on the next
@@ -83,6 +83,43 @@ class Size:
         return cls(width, height)
 
 
+class WatermarkPosition(enum.Enum):
+    """Where the watermark sits in a rendition (``WATERMARK_POSITION``)."""
+
+    TOP_LEFT = "top-left"
+    TOP_RIGHT = "top-right"
+    BOTTOM_LEFT = "bottom-left"
+    BOTTOM_RIGHT = "bottom-right"
+    CENTER = "center"
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """A text watermark: what, where, how opaque, and from which rendition size on.
+
+    ``min_size`` is compared with a rendition's *shorter* side: smaller renditions (thumbnails) get
+    no mark. A spec whose box is already smaller than that never carries a watermark (see
+    :func:`processor.renditions.plan_renditions`), so changing the watermark does not re-render them.
+    """
+
+    text: str
+    position: WatermarkPosition = WatermarkPosition.BOTTOM_RIGHT
+    opacity: float = 0.5  # 0 < opacity <= 1
+    min_size: int = 200
+
+    def applies_to(self, width: int, height: int) -> bool:
+        """Whether a rendition of ``width`` x ``height`` pixels gets the mark."""
+        return min(width, height) >= self.min_size
+
+    def recipe(self) -> dict[str, object]:
+        return {
+            "text": self.text,
+            "position": self.position.value,
+            "opacity": self.opacity,
+            "min_size": self.min_size,
+        }
+
+
 @dataclass(frozen=True)
 class RenditionSpec:
     """One rendition recipe.
@@ -96,7 +133,7 @@ class RenditionSpec:
     fit: Fit
     format: OutputFormat | None
     quality: int
-    watermark: str | None = None
+    watermark: Watermark | None = None
 
     def resolved(self, fmt: OutputFormat) -> RenditionSpec:
         return RenditionSpec(self.size, self.fit, fmt, self.quality, self.watermark)
@@ -111,7 +148,8 @@ class RenditionSpec:
             "format": self.format.value,
             # Quality is meaningless for lossless PNG; keeping it out avoids needless re-renders.
             "quality": None if self.format is OutputFormat.PNG else self.quality,
-            "watermark": self.watermark,
+            # None without a watermark: the digests of unwatermarked renditions never changed.
+            "watermark": None if self.watermark is None else self.watermark.recipe(),
             "renderer": RENDERER_VERSION,
         }
         canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"))

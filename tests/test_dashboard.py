@@ -308,10 +308,18 @@ def test_the_alarms_are_the_agreed_ones(generated: dict[str, dict[str, Any]]) ->
         "FunctionThrottlesAlarm",
     }
     dlq = alarms["DeadLetterQueueNotEmptyAlarm"]["Properties"]
-    assert (dlq["Namespace"], dlq["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    assert dlq["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
-    ]
+    # Visible + in flight: a scan by `imgproc dlq inspect` hides messages but must not clear the alarm.
+    inputs = {q["Id"]: q["MetricStat"]["Metric"] for q in dlq["Metrics"] if "MetricStat" in q}
+    assert {i: (m["Namespace"], m["MetricName"]) for i, m in inputs.items()} == {
+        "visible": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        "held": ("AWS/SQS", "ApproximateNumberOfMessagesNotVisible"),
+    }
+    for metric in inputs.values():
+        assert metric["Dimensions"] == [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+        ]
+    (total,) = [q for q in dlq["Metrics"] if q.get("ReturnData")]
+    assert total["Expression"] == "FILL(visible, 0) + FILL(held, 0)"
     assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     backlog = alarms["IngestBacklogAlarm"]["Properties"]
     assert backlog["MetricName"] == "ApproximateAgeOfOldestMessage"

@@ -333,6 +333,15 @@ def test_replay_count_is_carried_to_the_dlq(aws: Aws, config: Config) -> None:
     assert message["MessageAttributes"]["replay-count"] == {"StringValue": "2", "DataType": "Number"}
 
 
+def test_a_replayed_message_keeps_naming_the_first_failure(aws: Aws, config: Config) -> None:
+    aws.put_source("original/x.jpg", b"nope")
+    attributes = {"replay-count": "1", "original-message-id": "first-id"}
+    run(aws, config, sqs_record(s3_body(s3_record("original/x.jpg")), "m-2", **attributes))
+    (message,) = aws.dlq_messages()
+    assert message["MessageAttributes"]["original-message-id"]["StringValue"] == "first-id"
+    assert message["MessageAttributes"]["replay-count"]["StringValue"] == "1"
+
+
 def test_a_failing_dlq_send_keeps_the_message_in_failures(aws: Aws, config: Config) -> None:
     aws.put_source("original/x.jpg", b"not an image")
     missing_dlq = aws.dlq_url.replace("imgproc-dlq", "no-such-queue")

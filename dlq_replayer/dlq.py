@@ -1,0 +1,668 @@
+"""`imgproc dlq inspect | replay | purge`: see what failed and why, put back what is now fixable, and
+clear the rest, without ever losing a message.
+
+- ``inspect`` (:mod:`dlq_replayer.census`) reads the DLQ, each message hidden for ``--visibility``
+  seconds and all released at the end, and counts by error class, key prefix, age and replay count.
+- ``replay`` (:mod:`dlq_replayer.moves`) sends the selected messages to the ingest queue with their
+  body and attributes and ``replay-count`` + 1, and deletes from the DLQ exactly what SQS accepted;
+  messages that reached ``--max-replays`` stay. The handler copies ``replay-count`` when it
+  dead-letters a message again, so the cap holds across rounds. ``--native`` hands the whole queue to
+  SQS's ``StartMessageMoveTask`` instead.
+- ``purge`` appends the selected messages to an fsynced JSON Lines archive, then deletes them.
+
+This module holds the command line: options, confirmation, progress, summaries and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dlq_replayer import census, moves
+from dlq_replayer.scan import (
+    MAX_VISIBILITY,
+    Depth,
+    Filters,
+    Scanner,
+    format_duration,
+    parse_duration,
+    queue_depth,
+)
+from dlq_replayer.throughput import Progress, RateLimiter
+from imgproc import aws
+
+DEFAULT_VISIBILITY = 120
+DEFAULT_MAX_REPLAYS = 3
+DEFAULT_SAMPLES = 3
+DEFAULT_PREFIX_DEPTH = 2
+TOP_PREFIXES = 10  # key prefixes shown in the human output (--json has them all)
+INTERRUPTED = 130  # exit status after Ctrl-C, as shells report it
+
+
+class DlqError(RuntimeError):
+    """A problem the operator must fix (options, stack); ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Queues:
+    dlq_url: str
+    dlq_arn: str
+    ingest_url: str
+    ingest_arn: str
+
+    @property
+    def dlq_name(self) -> str:
+        return self.dlq_arn.rsplit(":", 1)[-1]
+
+    @property
+    def ingest_name(self) -> str:
+        return self.ingest_arn.rsplit(":", 1)[-1]
+
+
+def find_queues(args: argparse.Namespace) -> Queues:
+    """The queues named by the stack's outputs (DESIGN.md, "Stack outputs")."""
+    outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name)
+    names = ("DeadLetterQueueUrl", "DeadLetterQueueArn", "QueueUrl", "QueueArn")
+    missing = [name for name in names if not outputs.get(name)]
+    if missing:
+        raise DlqError(f"stack {args.stack_name!r} has no {', '.join(missing)} output(s); redeploy it")
+    return Queues(*(outputs[name] for name in names))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Human output
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    """Rows aligned under ``headers``, columns two spaces apart; ``right`` lists right-aligned columns."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return [line(headers), *(line(row) for row in rows)]
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())  # one line, whatever an error message held
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _keys_cell(keys: Sequence[str]) -> str:
+    if not keys:
+        return "-"
+    return _clip(keys[0], 48) + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
+
+
+def format_age(seconds: float | None) -> str:
+    """``42s``, ``3m05s``, ``2h07m``, ``4d03h``; ``unknown`` for None."""
+    if seconds is None:
+        return "unknown"
+    whole = int(seconds)
+    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
+        if whole >= size:
+            return f"{whole // size}{unit}{whole % size // sub_size:02d}{sub}"
+    return f"{whole}s"
+
+
+def _by_class(counts: Counter[str]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counts.most_common())
+
+
+def render_inspect(report: census.InspectReport, visibility: int) -> str:
+    depth = report.depth
+    lines = [f"DLQ {report.queue}: {depth.visible} visible, {depth.in_flight} in flight at start"]
+    read = f"read {report.scanned}"
+    if not report.filters.empty:
+        read += f", {report.matched} matching {report.filters.describe()}"
+    if report.stopped_at_max:
+        read += " (stopped at --max)"
+    if report.interrupted:
+        read += " (interrupted)"
+    lines.append(f"{read}; released {report.released}")
+    if report.matched:
+        lines += _inspect_details(report)
+    lines += [f"warning: {w}" for w in report.warnings(visibility)]
+    return "\n".join(lines)
+
+
+def _inspect_details(report: census.InspectReport) -> list[str]:
+    lines = []
+    for label, summary in (("oldest", report.oldest), ("newest", report.newest)):
+        if summary is not None:
+            when = f"{summary['sent_at'][:19]}Z  {format_age(summary['age_seconds'])} ago"
+            line = f"{label}  {when}  {_keys_cell(summary['keys'])}"
+            if label == "oldest" and report.expires_in_seconds is not None:
+                line += f"  (SQS drops it in {format_age(report.expires_in_seconds)})"
+            lines.append(line)
+    prefixes = [(p or "(top level)", n) for p, n in report.by_key_prefix.most_common(TOP_PREFIXES)]
+    sections = [
+        ("error class", report.by_error_class.most_common()),
+        ("key prefix", prefixes),
+        ("age", [(label, report.by_age[label]) for label in census.AGE_LABELS if report.by_age[label]]),
+        ("replay count", [(str(n), report.by_replay_count[n]) for n in sorted(report.by_replay_count)]),
+    ]
+    for title, rows in sections:
+        lines.append("")
+        lines += _table([title, "messages"], [[name, str(count)] for name, count in rows], right=(1,))
+        if title == "key prefix" and len(report.by_key_prefix) > TOP_PREFIXES:
+            lines.append(f"... {len(report.by_key_prefix) - TOP_PREFIXES} more (--json lists them all)")
+    rows = [
+        [
+            s["error_class"],
+            _keys_cell(s["keys"]),
+            str(s["replay_count"]),
+            _clip(s["error_message"] or "-", 60),
+        ]
+        for group in report.samples.values()
+        for s in group
+    ]
+    if rows:
+        lines += ["", "samples"]
+        headers = ["error class", "key", "replays", "error message"]
+        lines += ["  " + line for line in _table(headers, rows, right=(2,))]
+    return lines
+
+
+def _listing(title: str, listing: moves.Listing) -> list[str]:
+    if not listing.count:
+        return []
+    lines = [f"{title}:"]
+    for item in listing.items:
+        cells = [item["message_id"], item["error_class"], _keys_cell(item["keys"]), _clip(item["reason"], 80)]
+        lines.append("  " + "  ".join(cells))
+    if listing.count > len(listing.items):
+        lines.append(f"  ... and {listing.count - len(listing.items)} more")
+    return lines
+
+
+def render_move(report: moves.MoveReport, visibility: int) -> str:
+    verb = {"replay": "replayed", "purge": "purged"}[report.action]
+    if report.action == "replay":
+        head = f"replay {report.queue} -> {str(report.destination).rsplit('/', 1)[-1]}"
+    else:
+        head = f"purge {report.queue}, archive {report.archive or 'none'}"
+    scanned = f"scanned {report.scanned}: {report.matched} matched, {report.skipped} did not (released)"
+    if report.stopped_at_max:
+        scanned += f"; stopped at --max {report.limit}"
+    lines = [f"{head}; filters: {report.filters.describe()}", scanned]
+    moved = f"dry run: would have {verb} {report.moved}" if report.dry_run else f"{verb} {report.moved}"
+    if report.moved:
+        moved += f" ({_by_class(report.moved_by_error_class)})"
+    if report.refused.count:
+        moved += f", refused {report.refused.count}"
+    if report.capped.count:
+        moved += (
+            f", capped {report.capped.count} (replay-count >= {report.max_replays}; --force replays them)"
+        )
+    if report.archived:
+        moved += f"; {report.archived} archived to {report.archive}"
+    lines.append(moved)
+    if report.dry_run:
+        lines += _dry_run_samples(report)
+    lines += _listing("refused, still on the DLQ", report.refused)
+    lines += _listing("capped, still on the DLQ", report.capped)
+    lines += _listing(f"{verb} but not deleted, still on the DLQ (a duplicate, harmless)", report.not_deleted)
+    if report.interrupted:
+        lines.append("interrupted: the summary covers what was done until then")
+    if report.error:
+        lines.append(f"stopped by an error: {report.error}")
+    lines += [f"warning: {w}" for w in report.warnings(visibility)]
+    return "\n".join(lines)
+
+
+def _dry_run_samples(report: moves.MoveReport) -> list[str]:
+    rows = [
+        [s["message_id"], s["error_class"], _keys_cell(s["keys"]), str(s["replay_count"])]
+        for s in report.samples
+    ]
+    lines = []
+    if rows:
+        lines += [
+            "  " + line for line in _table(["message id", "error class", "key", "replays"], rows, right=(3,))
+        ]
+        if report.moved > len(rows):
+            lines.append(f"  ... and {report.moved - len(rows)} more")
+    return [*lines, "nothing was changed"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Options
+
+
+def _whole(raw: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    return _whole(raw, 1)
+
+
+def _count(raw: str) -> int:
+    return _whole(raw, 0)
+
+
+def _rate(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError("must be a positive number of messages per second")
+    return value
+
+
+def _visibility(raw: str) -> int:
+    value = _whole(raw, 1)
+    if value > MAX_VISIBILITY:
+        raise argparse.ArgumentTypeError(f"at most {MAX_VISIBILITY} seconds (12 hours)")
+    return value
+
+
+def _duration(raw: str) -> float:
+    try:
+        return parse_duration(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_common(parser: argparse.ArgumentParser, *, verb: str) -> None:
+    aws.add_arguments(parser)
+    selection = parser.add_argument_group("which messages (all of them without these)")
+    selection.add_argument(
+        "--error-class",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="only this error-class, case-insensitive (repeat or comma-separate for several); messages "
+        "that SQS redrove after their retries are RetriesExhausted",
+    )
+    selection.add_argument(
+        "--key-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="only messages naming an S3 key that starts with PREFIX, e.g. original/2026/ (repeatable)",
+    )
+    selection.add_argument(
+        "--older-than",
+        type=_duration,
+        metavar="AGE",
+        help="only messages sent at least AGE ago: 30s, 15m, 2h, 1d",
+    )
+    selection.add_argument(
+        "--newer-than", type=_duration, metavar="AGE", help="only messages sent at most AGE ago"
+    )
+    selection.add_argument(
+        "--max", type=_positive_int, metavar="N", help=f"{verb} at most N matching messages"
+    )
+    parser.add_argument(
+        "--visibility",
+        type=_visibility,
+        default=DEFAULT_VISIBILITY,
+        metavar="SECONDS",
+        help=f"how long a message read stays hidden from other readers during the scan (default "
+        f"{DEFAULT_VISIBILITY}); should the command die, that is when they reappear",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "The DLQ and the ingest queue are the stack's DeadLetterQueueUrl and QueueUrl outputs. Nothing is "
+        "deleted from the DLQ before it is safely on the ingest queue or in the archive, and every message "
+        "read but not taken is made visible again. Run 'imgproc dlq ACTION --help' for an action's options."
+    )
+    parser.set_defaults(dlq_parser=parser)
+    actions = parser.add_subparsers(dest="dlq_action", metavar="ACTION")
+
+    text = "Count DLQ messages by error class, key prefix, age and replay count, with samples."
+    sub = actions.add_parser("inspect", help=text, description=text)
+    sub.epilog = (
+        "Consumes nothing: each message read stays hidden for --visibility seconds and is released when the "
+        "scan ends. Exit status: 0; 1 when the stack or AWS cannot be read."
+    )
+    _add_common(sub, verb="read")
+    sub.add_argument(
+        "--samples",
+        type=_count,
+        default=DEFAULT_SAMPLES,
+        metavar="N",
+        help="samples per error class (default 3)",
+    )
+    sub.add_argument(
+        "--prefix-depth",
+        type=_positive_int,
+        default=DEFAULT_PREFIX_DEPTH,
+        metavar="N",
+        help="folders of a key that make its prefix (default 2: original/2026/)",
+    )
+    sub.set_defaults(dlq_run=_run_inspect)
+
+    text = "Move DLQ messages back to the ingest queue (body and attributes kept, replay-count + 1)."
+    sub = actions.add_parser("replay", help=text, description=text)
+    sub.epilog = (
+        "Sends in batches of 10 and deletes from the DLQ only the messages whose send SQS accepted; refused "
+        "and capped ones stay on the DLQ and are listed. Messages that do not match are released at once. "
+        "Exit status: 0 when every matching message moved (a dry run: would move); 1 when one was refused, "
+        "capped or left behind, or on an AWS error; 2 for bad options or when --native is not supported."
+    )
+    _add_common(sub, verb="replay")
+    sub.add_argument("--dry-run", action="store_true", help="report what would move; change nothing")
+    sub.add_argument(
+        "--rate", type=_rate, metavar="N", help="at most N messages per second (default: no limit)"
+    )
+    sub.add_argument(
+        "--max-replays",
+        type=_count,
+        default=DEFAULT_MAX_REPLAYS,
+        metavar="N",
+        help=f"leave messages already replayed N times on the DLQ (default {DEFAULT_MAX_REPLAYS})",
+    )
+    sub.add_argument("--force", action="store_true", help="replay even messages that reached --max-replays")
+    sub.add_argument(
+        "--native",
+        action="store_true",
+        help="let SQS move the whole queue (StartMessageMoveTask); no filters, --max or --dry-run, and "
+        "replay-count is neither incremented nor checked",
+    )
+    sub.set_defaults(dlq_run=_run_replay)
+
+    text = "Delete DLQ messages after a confirmation, archiving each one to a JSON Lines file first."
+    sub = actions.add_parser("purge", help=text, description=text)
+    sub.epilog = (
+        "An archive line holds MessageId, Body, MessageAttributes and Attributes; lines are appended and "
+        "fsynced before their messages are deleted. Exit status: 0 when every matching message was purged; "
+        "1 when one could not be, or on an AWS or archive error; 2 for bad options or when not confirmed."
+    )
+    _add_common(sub, verb="purge")
+    sub.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)"
+    )
+    where = sub.add_mutually_exclusive_group()
+    where.add_argument(
+        "--archive",
+        type=Path,
+        metavar="FILE",
+        help="append the purged messages to FILE (default: dlq-archive-<UTC timestamp>.jsonl here)",
+    )
+    where.add_argument(
+        "--no-archive", action="store_true", help="no archive: purged messages are gone for good"
+    )
+    sub.add_argument("--dry-run", action="store_true", help="report what would be purged; change nothing")
+    sub.add_argument(
+        "--rate", type=_rate, metavar="N", help="at most N deletes per second (default: no limit)"
+    )
+    sub.set_defaults(dlq_run=_run_purge)
+
+
+def filters_from(args: argparse.Namespace) -> Filters:
+    classes = tuple(c.strip() for raw in args.error_class for c in raw.split(",") if c.strip())
+    filters = Filters(
+        error_classes=classes,
+        key_prefixes=tuple(p for p in args.key_prefix if p),
+        older_than=args.older_than,
+        newer_than=args.newer_than,
+    )
+    older, newer = filters.older_than, filters.newer_than
+    if older is not None and newer is not None and older >= newer:
+        raise DlqError(
+            f"--older-than {format_duration(older)} with --newer-than {format_duration(newer)} "
+            "selects nothing",
+            code=2,
+        )
+    return filters
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running
+
+
+def run(args: argparse.Namespace) -> int:
+    action: Callable[[argparse.Namespace], int] | None = getattr(args, "dlq_run", None)
+    if action is None:
+        args.dlq_parser.print_help(sys.stderr)
+        return 2
+    return action(args)
+
+
+def _fail(action: str, message: str, code: int) -> int:
+    print(f"imgproc dlq {action}: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _show(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
+    print(json.dumps(doc) if args.json else text, flush=True)
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Filters, Any, Queues, Depth]:
+    filters = filters_from(args)
+    sqs = aws.client(args, "sqs")
+    queues = find_queues(args)
+    return filters, sqs, queues, queue_depth(sqs, queues.dlq_url)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    try:
+        filters, sqs, queues, depth = _prepare(args)
+    except DlqError as exc:
+        return _fail("inspect", str(exc), exc.code)
+    except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
+        return _fail("inspect", str(exc), 1)
+    report = census.InspectReport(queues.dlq_name, queues.dlq_url, filters, depth)
+    scanner = Scanner(sqs, queues.dlq_url, visibility=args.visibility)
+    progress = Progress("dlq inspect: read", total=depth.visible or None)
+    code = 0
+    try:
+        census.inspect(
+            scanner,
+            report,
+            limit=args.max,
+            samples=args.samples,
+            prefix_depth=args.prefix_depth,
+            now=_now(),
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        report.interrupted, code = True, INTERRUPTED
+    except (ClientError, BotoCoreError) as exc:
+        code = _fail("inspect", str(exc), 1)
+    finally:
+        progress.close()
+        report.released += scanner.close()
+        report.release_failures = list(scanner.release_failures)
+    if code != 1:
+        _show(args, report.to_json(args.visibility), render_inspect(report, args.visibility))
+    return code
+
+
+def _execute(
+    args: argparse.Namespace,
+    report: moves.MoveReport,
+    scanner: Scanner,
+    work: Callable[[Progress, datetime], None],
+    after: Callable[[], None] = lambda: None,
+) -> int:
+    """Run ``work``, then release whatever is still held and print the summary, whatever happened."""
+    progress = Progress(f"dlq {report.action}: scanned", total=report.depth.visible or None)
+    try:
+        work(progress, _now())
+    except KeyboardInterrupt:
+        report.interrupted = True
+    except (ClientError, BotoCoreError, OSError) as exc:
+        report.error = str(exc)
+    finally:
+        progress.close()
+        after()
+        report.released += scanner.close()
+        report.release_failures = list(scanner.release_failures)
+    _show(args, report.to_json(args.visibility), render_move(report, args.visibility))
+    if report.interrupted:
+        return INTERRUPTED
+    return 0 if report.ok else 1
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    try:
+        if args.native:
+            return _run_native(args)
+        filters, sqs, queues, depth = _prepare(args)
+    except DlqError as exc:
+        return _fail("replay", str(exc), exc.code)
+    except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
+        return _fail("replay", str(exc), 1)
+    report = moves.MoveReport(
+        "replay",
+        queues.dlq_name,
+        queues.dlq_url,
+        filters,
+        depth,
+        dry_run=args.dry_run,
+        destination=queues.ingest_url,
+        limit=args.max,
+        rate=args.rate,
+        max_replays=None if args.force else args.max_replays,
+    )
+    scanner = Scanner(sqs, queues.dlq_url, visibility=args.visibility)
+    limiter = RateLimiter(args.rate)
+
+    def work(progress: Progress, now: datetime) -> None:
+        moves.replay(sqs, scanner, report, limiter=limiter, now=now, progress=progress)
+
+    return _execute(args, report, scanner, work)
+
+
+def _run_native(args: argparse.Namespace) -> int:
+    filters = filters_from(args)
+    given = {"filters": not filters.empty, "--max": args.max is not None, "--dry-run": args.dry_run}
+    conflicts = [name for name, present in given.items() if present]
+    if conflicts:
+        raise DlqError(
+            f"--native moves the whole queue: it cannot be combined with {', '.join(conflicts)}; "
+            "run without --native to replay message by message",
+            code=2,
+        )
+    rate = args.rate
+    if rate is not None and (rate != int(rate) or rate > moves.NATIVE_MAX_RATE):
+        raise DlqError(f"--native needs a whole --rate from 1 to {moves.NATIVE_MAX_RATE}", code=2)
+    sqs = aws.client(args, "sqs")
+    queues = find_queues(args)
+    depth = queue_depth(sqs, queues.dlq_url)
+    try:
+        handle = moves.native_move(
+            sqs, queues.dlq_arn, queues.ingest_arn, None if rate is None else int(rate), args.endpoint_url
+        )
+    except moves.NativeUnsupported as exc:
+        raise DlqError(
+            f"native move not supported by this endpoint ({_clip(str(exc), 160)}); "
+            "run without --native to replay message by message",
+            code=2,
+        ) from None
+    warning = (
+        "SQS moves every message as it is: replay-count is not incremented and --max-replays is not "
+        "applied, so poison messages come back to the DLQ"
+    )
+    speed = f"at most {int(rate)}/s" if rate else "rate chosen by SQS"
+    text = [
+        f"started an SQS message move task: {queues.dlq_name} -> {queues.ingest_name} "
+        f"({depth.visible} visible, {speed})",
+        f"task handle: {handle}",
+        f"follow it:   aws sqs list-message-move-tasks --source-arn {queues.dlq_arn}",
+        f"warning: {warning}",
+    ]
+    doc = {
+        "action": "replay",
+        "native": True,
+        "queue": queues.dlq_name,
+        "url": queues.dlq_url,
+        "destination": queues.ingest_url,
+        "visible_at_start": depth.visible,
+        "rate": rate,
+        "task_handle": handle,
+        "warnings": [warning],
+    }
+    _show(args, doc, "\n".join(text))
+    return 0
+
+
+def default_archive(now: datetime) -> Path:
+    return Path(f"dlq-archive-{now.strftime('%Y%m%dT%H%M%SZ')}.jsonl")
+
+
+def confirm(prompt: str) -> bool:
+    """Ask on the terminal; False when there is none (scripts pass --yes)."""
+    if not sys.stdin.isatty():
+        return False
+    print(prompt, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in {"y", "yes"}
+
+
+def _purge_prompt(
+    filters: Filters, args: argparse.Namespace, queues: Queues, depth: Depth, path: Path | None
+) -> str:
+    which = "every message" if filters.empty else f"the messages matching {filters.describe()}"
+    limit = f" (at most {args.max})" if args.max else ""
+    keep = (
+        f"Each is first appended to {path}."
+        if path
+        else "They are NOT archived (--no-archive): purged messages cannot be recovered."
+    )
+    question = f"Purge {which}{limit} from the DLQ {queues.dlq_name} ({depth.visible} visible)?"
+    return f"{question}\n{keep}\nProceed? [y/N] "
+
+
+def _run_purge(args: argparse.Namespace) -> int:
+    try:
+        filters, sqs, queues, depth = _prepare(args)
+    except DlqError as exc:
+        return _fail("purge", str(exc), exc.code)
+    except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
+        return _fail("purge", str(exc), 1)
+    path = None if args.no_archive or args.dry_run else (args.archive or default_archive(_now()))
+    if not (args.dry_run or args.yes or confirm(_purge_prompt(filters, args, queues, depth, path))):
+        return _fail("purge", "not confirmed, nothing deleted (scripts pass --yes)", 2)
+    report = moves.MoveReport(
+        "purge",
+        queues.dlq_name,
+        queues.dlq_url,
+        filters,
+        depth,
+        dry_run=args.dry_run,
+        archive=None if path is None else str(path),
+        limit=args.max,
+        rate=args.rate,
+    )
+    archive = None if path is None else moves.Archive(path)
+    scanner = Scanner(sqs, queues.dlq_url, visibility=args.visibility)
+    limiter = RateLimiter(args.rate)
+
+    def work(progress: Progress, now: datetime) -> None:
+        moves.purge(sqs, scanner, report, archive=archive, limiter=limiter, now=now, progress=progress)
+
+    return _execute(args, report, scanner, work, after=archive.close if archive else lambda: None)

@@ -1,0 +1,229 @@
+"""Walking a dead-letter queue: which messages a command selects, and reading them without losing any.
+
+SQS has no "list": a queue is read by receiving, which hides each message for a visibility timeout.
+:class:`Scanner` receives in rounds of up to 10 (system and message attributes included), hands out
+each message once (SQS may deliver one twice), and keeps track of every message it holds hidden so
+that all of them are made visible again (``ChangeMessageVisibility`` 0) unless the caller deleted
+them, also when the command fails or is interrupted. Only message ids and receipt handles are kept,
+never bodies, so memory stays small on a DLQ of many thousands.
+
+Messages a command does not want are released at once. SQS then delivers them again; the second
+time the scanner keeps them hidden until the end of the scan instead, so that a scan always ends (at
+the first receive that brings nothing) and sees every message of the queue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dlq_replayer import messages
+from dlq_replayer.throughput import SQS_BATCH
+
+MAX_VISIBILITY = 43200  # SQS limit, seconds
+WAIT_SECONDS = 1  # long poll: an empty answer then means no visible message, not an unlucky sample
+EMPTY_POLLS = 2  # consecutive empty receives that end a scan
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``30s``, ``15m``, ``2h``, ``1.5d`` or ``1h30m``; ValueError for anything else."""
+    compact = text.strip().lower()
+    if not compact or _DURATION.sub("", compact):
+        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h, 1d or 1h30m")
+    return float(sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(compact)))
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact spelling of a whole number of seconds: ``2h``, ``1h30m``, ``45s``."""
+    rest = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+@dataclass(frozen=True)
+class Depth:
+    """A queue's approximate counts when a command starts (for progress and the summary)."""
+
+    visible: int
+    in_flight: int
+    retention_seconds: int | None
+
+
+def queue_depth(sqs: Any, url: str) -> Depth:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "MessageRetentionPeriod",
+        ],
+    )["Attributes"]
+    retention = attributes.get("MessageRetentionPeriod")
+    return Depth(
+        int(attributes.get("ApproximateNumberOfMessages", 0)),
+        int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        int(retention) if retention else None,
+    )
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which dead letters a command selects; an empty filter selects them all.
+
+    Within one option the values are alternatives (any error class given, any key prefix given); the
+    options combine (error class and key prefix and age). A key-prefix filter looks at the S3 keys in
+    the body (:func:`messages.source_keys`), so a message naming no key never matches one. Ages
+    count from ``SentTimestamp``; a message without one never matches an age filter.
+    """
+
+    error_classes: tuple[str, ...] = ()
+    key_prefixes: tuple[str, ...] = ()
+    older_than: float | None = None  # seconds
+    newer_than: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.error_classes or self.key_prefixes) and self.older_than is self.newer_than is None
+
+    def matches(self, message: Mapping[str, Any], now: datetime) -> bool:
+        if self.error_classes:
+            wanted = {c.lower() for c in self.error_classes}
+            if messages.error_class(message).lower() not in wanted:
+                return False
+        if self.key_prefixes:
+            keys = messages.source_keys(str(message.get("Body", "")))
+            if not any(key.startswith(self.key_prefixes) for key in keys):
+                return False
+        if self.older_than is not None or self.newer_than is not None:
+            age = messages.age_seconds(message, now)
+            if age is None:
+                return False
+            if self.older_than is not None and age < self.older_than:
+                return False
+            if self.newer_than is not None and age > self.newer_than:
+                return False
+        return True
+
+    def describe(self) -> str:
+        """``error class NotAnImage or CorruptImage, older than 2h``; ``none`` when empty."""
+        parts = []
+        if self.error_classes:
+            parts.append("error class " + " or ".join(self.error_classes))
+        if self.key_prefixes:
+            parts.append("key prefix " + " or ".join(self.key_prefixes))
+        if self.older_than is not None:
+            parts.append(f"older than {format_duration(self.older_than)}")
+        if self.newer_than is not None:
+            parts.append(f"newer than {format_duration(self.newer_than)}")
+        return ", ".join(parts) or "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "error_classes": list(self.error_classes),
+            "key_prefixes": list(self.key_prefixes),
+            "older_than_seconds": self.older_than,
+            "newer_than_seconds": self.newer_than,
+        }
+
+
+@dataclass
+class Scanner:
+    """Receives a queue's messages once each and makes visible again every one it still holds.
+
+    :meth:`rounds` yields lists of messages never seen before in this scan, each held hidden for
+    ``visibility`` seconds. For each one, the caller either deletes it (then calls :meth:`deleted`),
+    releases it now (:meth:`release`), or does nothing: it stays hidden until the caller calls
+    :meth:`close` at the end of the scan (in a ``finally``: also on errors and Ctrl-C).
+    """
+
+    sqs: Any
+    queue_url: str
+    visibility: int = 120
+    wait_seconds: int = field(default_factory=lambda: WAIT_SECONDS)
+    empty_polls: int = field(default_factory=lambda: EMPTY_POLLS)
+    release_failures: list[str] = field(default_factory=list)  # "message id: reason"
+    _seen: set[str] = field(default_factory=set)
+    _held: dict[str, str] = field(default_factory=dict)  # message id -> latest receipt handle
+
+    def rounds(self, batch_size: Callable[[], int] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Rounds of new messages until ``empty_polls`` receives in a row bring nothing.
+
+        ``batch_size()``, when given, caps each receive (a caller that needs 3 more asks for 3).
+        """
+        empty = 0
+        while empty < self.empty_polls:
+            batch = self.receive(batch_size() if batch_size else messages.MAX_RECEIVE)
+            empty = 0 if batch is not None else empty + 1
+            if batch:
+                yield batch
+
+    def receive(self, max_messages: int = messages.MAX_RECEIVE) -> list[dict[str, Any]] | None:
+        """One receive: the messages new to this scan (maybe none), or None when SQS gave nothing."""
+        received = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max(1, min(max_messages, messages.MAX_RECEIVE)),
+            VisibilityTimeout=self.visibility,
+            WaitTimeSeconds=self.wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not received:
+            return None
+        fresh = []
+        for message in received:
+            message_id = message["MessageId"]
+            self._held[message_id] = message["ReceiptHandle"]  # a repeat: only its latest handle works
+            if message_id not in self._seen:  # a repeat stays held until the end: no more repeats
+                self._seen.add(message_id)
+                fresh.append(message)
+        return fresh
+
+    def deleted(self, batch: Iterable[Mapping[str, Any]]) -> None:
+        for message in batch:
+            self._held.pop(message["MessageId"], None)
+
+    def release(self, batch: Iterable[Mapping[str, Any]]) -> int:
+        """Make ``batch`` visible again now; returns how many SQS accepted."""
+        handles = {}
+        for message in batch:
+            handle = self._held.pop(message["MessageId"], None)
+            if handle is not None:
+                handles[message["MessageId"]] = handle
+        return self._release(handles)
+
+    def close(self) -> int:
+        """Release every message still held; returns how many SQS accepted."""
+        handles, self._held = self._held, {}
+        return self._release(handles)
+
+    def _release(self, handles: Mapping[str, str]) -> int:
+        items = list(handles.items())
+        released = 0
+        for start in range(0, len(items), SQS_BATCH):
+            chunk = items[start : start + SQS_BATCH]
+            entries = [
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for i, (_, handle) in enumerate(chunk)
+            ]
+            try:
+                response = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:  # they reappear after `visibility` anyway
+                self.release_failures += [f"{message_id}: {exc}" for message_id, _ in chunk]
+                continue
+            released += len(response.get("Successful", []))
+            for bad in response.get("Failed", []):
+                message_id = chunk[int(bad["Id"])][0]
+                self.release_failures.append(f"{message_id}: {bad.get('Code')}: {bad.get('Message', '')}")
+        return released
