@@ -40,6 +40,7 @@ from dlq_replayer.scan import (
 )
 from dlq_replayer.throughput import Progress, RateLimiter
 from imgproc import aws
+from imgproc.tables import clip, table
 
 DEFAULT_VISIBILITY = 120
 DEFAULT_MAX_REPLAYS = 3
@@ -91,28 +92,10 @@ def find_queues(args: argparse.Namespace) -> Queues:
 # Human output
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
-    """Rows aligned under ``headers``, columns two spaces apart; ``right`` lists right-aligned columns."""
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return [line(headers), *(line(row) for row in rows)]
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())  # one line, whatever an error message held
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def _keys_cell(keys: Sequence[str]) -> str:
     if not keys:
         return "-"
-    return _clip(keys[0], 48) + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
+    return clip(keys[0], 48) + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
 
 
 def format_age(seconds: float | None) -> str:
@@ -165,7 +148,7 @@ def _inspect_details(report: census.InspectReport) -> list[str]:
     ]
     for title, rows in sections:
         lines.append("")
-        lines += _table([title, "messages"], [[name, str(count)] for name, count in rows], right=(1,))
+        lines += table([title, "messages"], [[name, str(count)] for name, count in rows], right=(1,))
         if title == "key prefix" and len(report.by_key_prefix) > TOP_PREFIXES:
             lines.append(f"... {len(report.by_key_prefix) - TOP_PREFIXES} more (--json lists them all)")
     rows = [
@@ -173,7 +156,7 @@ def _inspect_details(report: census.InspectReport) -> list[str]:
             s["error_class"],
             _keys_cell(s["keys"]),
             str(s["replay_count"]),
-            _clip(s["error_message"] or "-", 60),
+            clip(s["error_message"] or "-", 60),
         ]
         for group in report.samples.values()
         for s in group
@@ -181,7 +164,7 @@ def _inspect_details(report: census.InspectReport) -> list[str]:
     if rows:
         lines += ["", "samples"]
         headers = ["error class", "key", "replays", "error message"]
-        lines += ["  " + line for line in _table(headers, rows, right=(2,))]
+        lines += ["  " + line for line in table(headers, rows, right=(2,))]
     return lines
 
 
@@ -190,7 +173,7 @@ def _listing(title: str, listing: moves.Listing) -> list[str]:
         return []
     lines = [f"{title}:"]
     for item in listing.items:
-        cells = [item["message_id"], item["error_class"], _keys_cell(item["keys"]), _clip(item["reason"], 80)]
+        cells = [item["message_id"], item["error_class"], _keys_cell(item["keys"]), clip(item["reason"], 80)]
         lines.append("  " + "  ".join(cells))
     if listing.count > len(listing.items):
         lines.append(f"  ... and {listing.count - len(listing.items)} more")
@@ -240,7 +223,7 @@ def _dry_run_samples(report: moves.MoveReport) -> list[str]:
     lines = []
     if rows:
         lines += [
-            "  " + line for line in _table(["message id", "error class", "key", "replays"], rows, right=(3,))
+            "  " + line for line in table(["message id", "error class", "key", "replays"], rows, right=(3,))
         ]
         if report.moved > len(rows):
             lines.append(f"  ... and {report.moved - len(rows)} more")
@@ -580,7 +563,7 @@ def _run_native(args: argparse.Namespace) -> int:
         )
     except moves.NativeUnsupported as exc:
         raise DlqError(
-            f"native move not supported by this endpoint ({_clip(str(exc), 160)}); "
+            f"native move not supported by this endpoint ({clip(str(exc), 160)}); "
             "run without --native to replay message by message",
             code=2,
         ) from None

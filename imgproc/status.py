@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlq_replayer import messages
 from imgproc import aws
+from imgproc.tables import clip, table
 
 RECENT_FAILURES = 5
 PEEK = messages.MAX_RECEIVE
@@ -157,24 +157,6 @@ def format_age(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())  # one line, whatever the error message held
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
-    """Rows aligned under ``headers``, columns two spaces apart; ``right`` lists right-aligned columns."""
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return [line(headers), *(line(row) for row in rows)]
-
-
 def render(status: Status) -> str:
     """The human form: queue table, then recent failures."""
     dlq = status.dlq
@@ -182,7 +164,7 @@ def render(status: Status) -> str:
     if dlq.oldest_age_seconds is not None and status.dlq_peeked < dlq.depth:
         dlq_age = f">={dlq_age} ({status.dlq_peeked} sampled)"
     lines = [f"stack {status.stack} ({status.region}) at {status.checked_at}", ""]
-    lines += _table(
+    lines += table(
         ["queue", "visible", "in flight", "delayed", "oldest"],
         [
             [
@@ -213,11 +195,11 @@ def render(status: Status) -> str:
                 [
                     when,
                     failure["error_class"],
-                    _clip(keys_cell, _KEYS_WIDTH),
-                    _clip(failure["error_message"] or "-", _MESSAGE_WIDTH),
+                    clip(keys_cell, _KEYS_WIDTH),
+                    clip(failure["error_message"] or "-", _MESSAGE_WIDTH),
                 ]
             )
-        lines += ["  " + line for line in _table(["failed at", "error class", "key", "error message"], rows)]
+        lines += ["  " + line for line in table(["failed at", "error class", "key", "error message"], rows)]
     return "\n".join(lines)
 
 
