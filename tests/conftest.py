@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
+import warnings
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -15,6 +18,7 @@ import pytest
 import structlog
 from moto import mock_aws
 
+from imgproc import deploy
 from observability import logs
 from processor.config import Config
 
@@ -90,6 +94,27 @@ def aws() -> Iterator[Aws]:
         calls: Counter[str] = Counter()
         s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.update([f"s3.{model.name}"]))
         yield Aws(s3=s3, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url, calls=calls)
+
+
+@pytest.fixture
+def deployed_stack() -> Iterator[dict[str, str]]:
+    """The real template deployed into in-process moto, as `imgproc deploy` does; yields its outputs.
+
+    The code zip is a placeholder: these tests run the handler (if at all) from the source tree.
+    """
+    placeholder = io.BytesIO()
+    with zipfile.ZipFile(placeholder, "w") as archive:
+        archive.writestr("processor/__init__.py", "")
+    request = deploy.DeployRequest(
+        stack_name="imgproc",
+        region=REGION,
+        overrides={"EnableCloudFront": "false", "EventSourceMappingEnabled": "false"},
+        zip_bytes=placeholder.getvalue(),
+        method="direct",
+    )
+    with mock_aws(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Tried to parse AWS", UserWarning)  # types moto skips
+        yield deploy.deploy(request, progress=lambda line: None).outputs
 
 
 @pytest.fixture

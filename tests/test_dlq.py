@@ -11,8 +11,7 @@ import os
 import subprocess
 import sys
 import time
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,17 +103,9 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Stack]:
-    """The real template deployed into moto (as in test_status); yields its outputs and an SQS client."""
-    code_zip = tmp_path / "function.zip"
-    with zipfile.ZipFile(code_zip, "w") as archive:
-        archive.writestr("processor/__init__.py", "")
-    with mock_aws():
-        deploy = ["deploy", "--json", "--zip", str(code_zip), "--method", "direct"]
-        params = ["-p", "EnableCloudFront=false", "-p", "EventSourceMappingEnabled=false"]
-        assert cli.main([*deploy, *params]) == 0
-        outputs = json.loads(capsys.readouterr().out)["outputs"]
-        yield Stack(outputs, boto3.client("sqs", region_name=REGION))
+def stack(deployed_stack: dict[str, str]) -> Stack:
+    """The real template deployed into moto: its outputs and an SQS client."""
+    return Stack(deployed_stack, boto3.client("sqs", region_name=REGION))
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,28 +43,8 @@ def environ() -> Iterator[None]:
 
 
 @pytest.fixture
-def stack(environ: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str, str]]:
-    """The real template deployed into moto; yields its outputs."""
-    code_zip = tmp_path / "function.zip"
-    with zipfile.ZipFile(code_zip, "w") as archive:
-        archive.writestr("processor/__init__.py", "")
-    with mock_aws():
-        code = cli.main(
-            [
-                "deploy",
-                "--json",
-                "--zip",
-                str(code_zip),
-                "--method",
-                "direct",
-                "-p",
-                "EnableCloudFront=false",
-                "-p",
-                "EventSourceMappingEnabled=false",
-            ]
-        )
-        assert code == 0
-        yield json.loads(capsys.readouterr().out)["outputs"]
+def stack(environ: None, deployed_stack: dict[str, str]) -> dict[str, str]:
+    return deployed_stack
 
 
 def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

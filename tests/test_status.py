@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,16 +26,8 @@ NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str, str]]:
-    """The real template deployed into moto; yields its outputs."""
-    code_zip = tmp_path / "function.zip"
-    with zipfile.ZipFile(code_zip, "w") as archive:
-        archive.writestr("processor/__init__.py", "")
-    with mock_aws():
-        deploy = ["deploy", "--json", "--zip", str(code_zip), "--method", "direct"]
-        params = ["-p", "EnableCloudFront=false", "-p", "EventSourceMappingEnabled=false"]
-        assert cli.main([*deploy, *params]) == 0
-        yield json.loads(capsys.readouterr().out)["outputs"]
+def stack(deployed_stack: dict[str, str]) -> dict[str, str]:
+    return deployed_stack
 
 
 @pytest.fixture
