@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from botocore.exceptions import BotoCoreError
+
 SQS_BATCH = 10  # SendMessageBatch / DeleteMessageBatch limit
 
 
@@ -134,6 +136,9 @@ def send_batch(
             failed.update(dict.fromkeys(pending, reason))
             if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)) < 500:
                 pending.clear()  # a client error: retrying the same request cannot help
+            continue
+        except BotoCoreError as exc:  # no answer (connection, timeout): unknown fate, retry
+            failed.update(dict.fromkeys(pending, f"{type(exc).__name__}: {exc}"))
             continue
         for ok in response.get("Successful", []):
             index = int(ok["Id"])

@@ -84,3 +84,21 @@ def test_a_refused_request_fails_every_entry(aws: Aws) -> None:
     assert result.sent == []
     assert list(result.failed) == [0]
     assert queue_depth(aws) == 0
+
+
+def test_an_unanswered_request_is_retried_then_reported(aws: Aws) -> None:
+    import botocore.exceptions
+
+    attempts = []
+
+    def unreachable(**_: Any) -> None:
+        attempts.append(1)
+        raise botocore.exceptions.EndpointConnectionError(endpoint_url="https://sqs.invalid")
+
+    aws.sqs.meta.events.register("before-call.sqs.SendMessageBatch", unreachable)
+    result = send_batch(aws.sqs, aws.queue_url, [{"MessageBody": "x"}], attempts=3, sleep=lambda s: None)
+
+    assert len(attempts) == 3
+    assert result.sent == []
+    assert result.failed[0].startswith("EndpointConnectionError")
+    assert queue_depth(aws) == 0
