@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from imgproc import deploy, invoke, local, package, status
+from dlq_replayer import backfill, dlq
+from imgproc import dashboard, deploy, invoke, local, package, status
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -38,6 +39,21 @@ COMMANDS: dict[str, Command] = {
         "Queue depth, in flight, DLQ depth, oldest message age, recent failures.",
         status.add_arguments,
         status.run,
+    ),
+    "dashboard": (
+        "Draw the on-call dashboard of a local run (metrics, failures, queues) to a PNG or HTML file.",
+        dashboard.add_arguments,
+        dashboard.run,
+    ),
+    "dlq": (
+        "Inspect, replay or purge the dead-letter queue.",
+        dlq.add_arguments,
+        dlq.run,
+    ),
+    "backfill": (
+        "Enqueue existing source keys for processing (filters, dry run, rate, resumable).",
+        backfill.add_arguments,
+        backfill.run,
     ),
 }
 
