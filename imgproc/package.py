@@ -23,6 +23,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FUNCTION_PACKAGES = ("processor", "observability")
+# Operators' side of observability/: the dashboard definitions (they need PyYAML) and the local view.
+NOT_IN_FUNCTION = ("observability/dashboard.py", "observability/local_dashboard.py")
 # Runtime dependencies of the function (boto3 is pinned rather than taken from the Lambda runtime,
 # so the function runs the SDK it was tested with).
 REQUIREMENTS = ("boto3", "Pillow", "aws-xray-sdk", "structlog")
@@ -99,6 +101,8 @@ def copy_function_code(target: Path) -> None:
             target / package,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
+    for relative in NOT_IN_FUNCTION:
+        (target / relative).unlink()
 
 
 def write_zip(source: Path, output: Path) -> Artifact:
