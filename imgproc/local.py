@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ import boto3
 from PIL import Image
 
 from imgproc import deploy, embedded, local_stack, poller, samples
-from processor import markers
+from processor import catalog, markers
 from processor.config import Config
 from processor.errors import InvalidEvent
 from processor.events import parse_body
@@ -31,6 +32,12 @@ from processor.renditions import plan_renditions
 STATE_DIR = Path(".imgproc")
 COUNTERS = ("received", "rendered", "skipped", "deleted", "dead-lettered", "retried")
 _LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+# `imgproc demo --with-extras`: the optional features on (-p overrides still win).
+EXTRAS_PARAMETERS = {
+    "EnableCatalog": "true",
+    "EnableNotifications": "true",
+    "WatermarkText": "(c) imgproc demo",
+}
 
 
 def progress(line: str) -> None:
@@ -203,7 +210,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def runtime_from_args(args: argparse.Namespace) -> LocalRuntime:
+def runtime_from_args(args: argparse.Namespace, defaults: dict[str, str] | None = None) -> LocalRuntime:
+    """The runtime the arguments describe; ``defaults`` are template parameters that ``-p`` overrides."""
     port = args.port
     if port is None:
         port = embedded.DEFAULT_PORT if embedded.port_is_free(embedded.DEFAULT_PORT) else 0
@@ -213,7 +221,7 @@ def runtime_from_args(args: argparse.Namespace) -> LocalRuntime:
         workers=args.workers,
         stack_name=args.stack_name,
         region=args.region,
-        overrides=deploy.parse_parameters(args.parameter),
+        overrides={**(defaults or {}), **deploy.parse_parameters(args.parameter)},
         options=poller.WorkerOptions(
             log_dir=log_dir, retry_after=args.retry_after, fault_spec=args.inject_faults
         ),
@@ -258,25 +266,31 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> bool:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    with_extras = getattr(args, "with_extras", False)
     try:
-        runtime = runtime_from_args(args)
+        runtime = runtime_from_args(args, EXTRAS_PARAMETERS if with_extras else None)
     except ValueError as exc:
         progress(f"imgproc demo: {exc}")
         return 1
     with runtime:
-        ok = demonstrate(runtime, timeout=args.timeout)
+        ok = demonstrate(runtime, timeout=args.timeout, with_extras=with_extras)
         if args.keep:
             print_banner(runtime, args.state_dir / "logs")
             serve_until_interrupted(runtime)
     return 0 if ok else 1
 
 
-def demonstrate(runtime: LocalRuntime, *, timeout: float) -> bool:
-    """Upload the samples, wait for their renditions and the DLQ entry, print what came out."""
+def demonstrate(runtime: LocalRuntime, *, timeout: float, with_extras: bool = False) -> bool:
+    """Upload the samples, wait for their renditions and the DLQ entry, print what came out.
+
+    ``with_extras``: also show the watermark settings, the catalog items and the notifications (an
+    SQS queue is subscribed to the topic before anything is uploaded).
+    """
     s3, sqs, lam = runtime.client("s3"), runtime.client("sqs"), runtime.client("lambda")
     out = runtime.outputs
     env = lam.get_function_configuration(FunctionName=out["FunctionName"])["Environment"]["Variables"]
     config = Config.from_env(env)
+    inbox = _subscribe_inbox(runtime, config) if with_extras else None
     uploads = {}
     for sample in samples.demo_samples():
         key = f"{config.source_prefix}demo/{sample.name}"
@@ -320,11 +334,113 @@ def demonstrate(runtime: LocalRuntime, *, timeout: float) -> bool:
             width, height = Image.open(io.BytesIO(body)).size
             print(f"{key:34} {rendition:44} {f'{width}x{height}':>9} {len(body):>8,}")
     ok &= _print_dead_letters(sqs, out["DeadLetterQueueUrl"], uploads)
+    if with_extras:
+        ok &= _print_extras(runtime, config, inbox, uploads, timeout)
     runtime.update_totals()
     print(f"\n{counters_line(runtime.totals)}")
-    print(
-        "demo: all renditions and the DLQ entry are there" if ok else "demo: something is missing (see above)"
+    what = (
+        "all renditions, the DLQ entry, catalog items and notifications"
+        if with_extras
+        else ("all renditions and the DLQ entry")
     )
+    print(f"demo: {what} are there" if ok else "demo: something is missing (see above)")
+    return ok
+
+
+def _subscribe_inbox(runtime: LocalRuntime, config: Config) -> str | None:
+    """An SQS queue subscribed to the notification topic (raw delivery, attributes kept); its URL."""
+    if not config.notify_topic_arn:
+        progress("demo: the stack has no notification topic (EnableNotifications=false)")
+        return None
+    sqs = runtime.client("sqs")
+    url = sqs.create_queue(QueueName="imgproc-demo-notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    runtime.client("sns").subscribe(
+        TopicArn=config.notify_topic_arn,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    progress(f"subscribed {url} to {config.notify_topic_arn}")
+    return url
+
+
+def _print_extras(
+    runtime: LocalRuntime,
+    config: Config,
+    inbox: str | None,
+    uploads: dict[str, tuple[samples.Sample, str]],
+    timeout: float,
+) -> bool:
+    """Print the watermark settings, the catalog items and the notifications; check one of each per upload."""
+    mark = config.watermark
+    print(
+        "\nwatermark: "
+        + (
+            f"{mark.text!r} {mark.position.value}, opacity {mark.opacity}, on renditions whose shorter "
+            f"side is >= {mark.min_size} px"
+            if mark
+            else "none"
+        )
+    )
+    ok = True
+    if config.catalog_table:
+        table = config.catalog_table
+        dynamodb = runtime.client("dynamodb")
+
+        def items() -> dict[str, dict[str, Any]]:
+            found = {}
+            for key in uploads:
+                item = catalog.get(dynamodb, table, key)
+                if item is not None and item.get("source_etag") == uploads[key][1]:
+                    found[key] = item
+            return found
+
+        ok &= wait_for(lambda: len(items()) == len(uploads), timeout, "the catalog items")
+        print(f"\ncatalog (DynamoDB table {table}):")
+        for key, item in sorted(items().items()):
+            what = (
+                f"{item['source_format']} {item['source_width']}x{item['source_height']}"
+                if "source_format" in item
+                else item.get("error_class", "")
+            )
+            size = f"{item['source_size']:,} bytes"
+            print(f"  {key:34} {item['status']:14} {what:16} {size:>15}  {item['processed_at']}")
+            for r in item["renditions"]:
+                dimensions = f"{r['width']}x{r['height']}"
+                print(f"      {r['key']:42} {dimensions:>9} {r['bytes']:>8,}")
+    else:
+        print("\ncatalog: off (EnableCatalog=false)")
+    if inbox is not None:
+        sqs = runtime.client("sqs")
+        received: dict[str, dict[str, Any]] = {}
+
+        def notifications() -> bool:
+            for message in sqs.receive_message(
+                QueueUrl=inbox, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+            ).get("Messages", []):
+                received[message["MessageId"]] = message
+                sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
+            keys = {json.loads(m["Body"]).get("source_key") for m in received.values()}
+            return keys >= set(uploads)
+
+        ok &= wait_for(notifications, timeout, "the notifications")
+        print(f"\nnotifications (SNS topic {config.notify_topic_arn}, via SQS):")
+        print(f"  {'source':34} {'attributes':44} message")
+        for message in sorted(received.values(), key=lambda m: json.loads(m["Body"]).get("source_key", "")):
+            body = json.loads(message["Body"])
+            attrs = " ".join(
+                f"{k}={v.get('StringValue', '')}"
+                for k, v in sorted(message.get("MessageAttributes", {}).items())
+            )
+            detail = (
+                f"{len(body['renditions'])} renditions"
+                if body.get("outcome") == "rendered"
+                else body.get("error_message", "")[:60]
+            )
+            print(f"  {body.get('source_key', '?'):34} {attrs:44} {detail}")
+    else:
+        print("\nnotifications: off (EnableNotifications=false)")
     return ok
 
 
@@ -362,3 +478,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=120, help="seconds to wait for results (default 120)"
     )
     parser.add_argument("--keep", action="store_true", help="keep running after the demo, like `imgproc up`")
+    parser.add_argument(
+        "--with-extras",
+        action="store_true",
+        help="also enable the DynamoDB catalog, the SNS notifications and a watermark "
+        f"({', '.join(f'{k}={v}' for k, v in EXTRAS_PARAMETERS.items())}; -p overrides them), "
+        "and show the catalog items and the notifications",
+    )

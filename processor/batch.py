@@ -8,6 +8,10 @@ Each message ends in exactly one of three states:
 
 Every log line of a record carries its message id, bucket, key and (once known) source ETag: they are
 bound once in structlog's context variables, which each record's thread task gets a copy of.
+
+With the catalog or the notifications on (:mod:`processor.followups`), a message about to be
+dead-lettered first gets its ``dead-lettered`` notification and catalog item; if either fails, the
+message is ``failed`` instead (retried), so that it is never dead-lettered twice.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from processor import dead_letter
 from processor.config import Config
 from processor.errors import DeadlineExceeded, ProcessingError, UnexpectedError, classify
 from processor.events import ObjectRef, SqsMessage, parse_body
-from processor.reconcile import reconcile
+from processor.followups import Followups
+from processor.reconcile import Outcome, Result, reconcile
 
 OK, DEAD_LETTERED, FAILED = "ok", "dead-lettered", "failed"
 RETRY = "retry"  # a record outcome: failed transiently, SQS delivers it again
@@ -77,8 +82,14 @@ def process_batch(
     sqs: Any,
     remaining_ms: Callable[[], int],
     log: Any,
+    dynamodb: Any = None,
+    sns: Any = None,
 ) -> BatchResult:
-    """Process ``messages`` on a small thread pool; a record starts only while time remains."""
+    """Process ``messages`` on a small thread pool; a record starts only while time remains.
+
+    ``dynamodb`` and ``sns`` are needed only when ``config`` enables the catalog or the notifications.
+    """
+    followups = Followups.create(config, s3=s3, dynamodb=dynamodb, sns=sns)
 
     def work(message: SqsMessage) -> MessageOutcome:
         structlog.contextvars.bind_contextvars(
@@ -88,7 +99,7 @@ def process_batch(
             error = DeadlineExceeded(f"under {config.deadline_margin_ms} ms left; not started")
             log.warning("record.deferred", outcome=RETRY, error_class=error.error_class)
             return MessageOutcome(message.message_id, FAILED, error, [RecordReport(RETRY, error.error_class)])
-        return _process_message(message, config, s3, sqs, log)
+        return _process_message(message, config, s3, sqs, log, followups=followups)
 
     if not messages:
         return BatchResult([])
@@ -100,7 +111,9 @@ def process_batch(
         return BatchResult([future.result() for future in futures])
 
 
-def _process_message(message: SqsMessage, config: Config, s3: Any, sqs: Any, log: Any) -> MessageOutcome:
+def _process_message(
+    message: SqsMessage, config: Config, s3: Any, sqs: Any, log: Any, *, followups: Followups | None = None
+) -> MessageOutcome:
     try:
         notification = parse_body(message.body)
     except ProcessingError as error:
@@ -112,25 +125,44 @@ def _process_message(message: SqsMessage, config: Config, s3: Any, sqs: Any, log
 
     reports: list[RecordReport] = []
     transient: ProcessingError | None = None
-    permanent: ProcessingError | None = None
+    permanent: list[tuple[ObjectRef, Result, ProcessingError]] = []
     for ref in notification.refs:
-        report, error = _process_record(ref, config, s3, log)
+        result = Result(Outcome.SKIPPED)
+        report, error = _process_record(
+            ref, config, s3, log, followups=followups, redelivered=_redelivered(message), result=result
+        )
         reports.append(report)
         if error is not None and error.transient:
             transient = transient or error
         elif error is not None:
-            permanent = permanent or error
+            permanent.append((ref, result, error))
     # A transient failure wins: the retry may well clear it, and the permanent one is re-found then.
     if transient:
         _settle_failed(reports, RETRY)
         return MessageOutcome(message.message_id, FAILED, transient, reports)
     if permanent:
-        return _dead_letter(message, permanent, config=config, sqs=sqs, log=log, records=reports)
+        return _dead_letter(
+            message,
+            permanent[0][2],
+            config=config,
+            sqs=sqs,
+            log=log,
+            records=reports,
+            followups=followups,
+            failed_sources=permanent,
+        )
     return MessageOutcome(message.message_id, OK, None, reports)
 
 
 def _process_record(
-    ref: ObjectRef, config: Config, s3: Any, log: Any
+    ref: ObjectRef,
+    config: Config,
+    s3: Any,
+    log: Any,
+    *,
+    followups: Followups | None = None,
+    redelivered: bool = False,
+    result: Result | None = None,
 ) -> tuple[RecordReport, ProcessingError | None]:
     """Reconcile one record, logging and tracing it; failures are returned classified, never raised."""
     started = time.perf_counter()
@@ -140,7 +172,7 @@ def _process_record(
         tracing.subsegment("record", key_prefix=ref.key.rpartition("/")[0] + "/") as segment,
     ):
         try:
-            result = reconcile(ref, config, s3)
+            result = reconcile(ref, config, s3, followups=followups, redelivered=redelivered, result=result)
         except Exception as exc:
             error = classify(exc)
             _log_failure(log, error, exc, outcome=RETRY if error.transient else DEAD_LETTERED)
@@ -174,6 +206,12 @@ def _process_record(
         return report, None
 
 
+def _redelivered(message: SqsMessage) -> bool:
+    """Whether an earlier attempt of this message may have done part of its work: SQS delivered it
+    before, or an operator replayed it from the DLQ (a new message, but the same work)."""
+    return message.receive_count > 1 or message.replay_count > 0
+
+
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
@@ -193,12 +231,25 @@ def _dead_letter(
     sqs: Any,
     log: Any,
     records: list[RecordReport],
+    followups: Followups | None = None,
+    failed_sources: Sequence[tuple[ObjectRef, Result, ProcessingError]] = (),
 ) -> MessageOutcome:
     if not config.dlq_url:
         # Without DLQ_URL we cannot park it ourselves: let SQS retry and redrive it.
         log.warning("dead_letter.unconfigured", outcome=RETRY, error_class=error.error_class)
         _settle_failed(records, RETRY)
         return MessageOutcome(message.message_id, FAILED, error, records)
+    if followups is not None:
+        # Before the DLQ send: if announcing or recording fails, the whole message is retried rather
+        # than dead-lettered now and again on the retry.
+        try:
+            for ref, result, failure in failed_sources:
+                with structlog.contextvars.bound_contextvars(key=ref.key, bucket=ref.bucket):
+                    followups.after_dead_letter(ref, result.source, failure)
+        except Exception as exc:
+            _log_failure(log, classify(exc), exc, outcome=RETRY, stage="dead-letter-followups")
+            _settle_failed(records, RETRY)
+            return MessageOutcome(message.message_id, FAILED, classify(exc), records)
     try:
         dead_letter.send(sqs, config.dlq_url, message, error)
     except Exception as exc:  # the record stays in the batch failures: nothing is lost

@@ -6,14 +6,17 @@ deployment fails at cold start with a message an operator can act on, not mid-ba
 
 from __future__ import annotations
 
+import enum
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from processor.spec import Fit, OutputFormat, Size
+from processor.spec import Fit, OutputFormat, Size, Watermark, WatermarkPosition
 
 T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -39,6 +42,9 @@ class Config:
     dlq_url: str | None = None
     delete_on_remove: bool = True
     watermark_text: str | None = None
+    watermark_position: WatermarkPosition = WatermarkPosition.BOTTOM_RIGHT
+    watermark_opacity: float = 0.5
+    watermark_min_size: int = 150  # no mark on renditions whose shorter side is below it
     catalog_table: str | None = None
     notify_topic_arn: str | None = None
     log_level: str = "INFO"
@@ -65,7 +71,12 @@ class Config:
             max_source_bytes=parser.get("MAX_SOURCE_BYTES", _int_between(1, 5 * 2**40), 104_857_600),
             dlq_url=parser.get("DLQ_URL", str, None),
             delete_on_remove=parser.get("DELETE_ON_REMOVE", _bool, True),
-            watermark_text=parser.get("WATERMARK_TEXT", str, None),
+            watermark_text=parser.get("WATERMARK_TEXT", _watermark_text, None),
+            watermark_position=parser.get(
+                "WATERMARK_POSITION", _choice(WatermarkPosition), WatermarkPosition.BOTTOM_RIGHT
+            ),
+            watermark_opacity=parser.get("WATERMARK_OPACITY", _opacity, 0.5),
+            watermark_min_size=parser.get("WATERMARK_MIN_SIZE", _int_between(0, 10000), 150),
             catalog_table=parser.get("CATALOG_TABLE", str, None),
             notify_topic_arn=parser.get("NOTIFY_TOPIC_ARN", str, None),
             log_level=parser.get("LOG_LEVEL", _choice_of(_LOG_LEVELS), "INFO"),
@@ -82,6 +93,15 @@ class Config:
                 "renditions written into the source prefix would trigger themselves"
             )
         return config
+
+    @property
+    def watermark(self) -> Watermark | None:
+        """The watermark every large enough rendition gets, or None (``WATERMARK_TEXT`` unset)."""
+        if not self.watermark_text:
+            return None
+        return Watermark(
+            self.watermark_text, self.watermark_position, self.watermark_opacity, self.watermark_min_size
+        )
 
 
 def variable_names() -> tuple[str, ...]:
@@ -173,14 +193,32 @@ def _choice_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
     return convert
 
 
-def _choice(enum_type: type[Fit]) -> Callable[[str], Fit]:
-    def convert(raw: str) -> Fit:
+def _choice(enum_type: type[E]) -> Callable[[str], E]:
+    def convert(raw: str) -> E:
         try:
             return enum_type(raw.lower())
         except ValueError:
             raise ValueError(f"expected one of {', '.join(m.value for m in enum_type)}") from None
 
     return convert
+
+
+def _watermark_text(raw: str) -> str:
+    if any(not ch.isprintable() for ch in raw):
+        raise ValueError("must be one line of printable characters")
+    if len(raw) > 200:
+        raise ValueError("at most 200 characters")
+    return raw
+
+
+def _opacity(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ValueError("must be greater than 0 and at most 1")
+    return value
 
 
 def _output_format(raw: str) -> OutputFormat | None:

@@ -49,6 +49,22 @@ class DeadlineExceeded(TransientError):
     """The Lambda invocation was too close to its timeout to start this record."""
 
 
+class SideEffectFailed(TransientError):
+    """The renditions are written and current, but recording or announcing them failed.
+
+    Retried like any transient error; the retry finds the renditions current (HEADs only, no second
+    render) and completes just what is missing (see :mod:`processor.followups`).
+    """
+
+
+class CatalogFailed(SideEffectFailed):
+    """The DynamoDB catalog (``CATALOG_TABLE``) could not be read or written."""
+
+
+class NotificationFailed(SideEffectFailed):
+    """The SNS notification (``NOTIFY_TOPIC_ARN``) could not be published."""
+
+
 class UnexpectedError(TransientError):
     """Anything we did not anticipate: retried (SQS redrives it eventually) and logged with traceback."""
 

@@ -30,6 +30,8 @@ class Runtime:
     config: Config
     s3: Any
     sqs: Any
+    dynamodb: Any = None  # only when CATALOG_TABLE is set
+    sns: Any = None  # only when NOTIFY_TOPIC_ARN is set
     invocations: Iterator[int] = field(default_factory=itertools.count)  # the first is the cold start
 
 
@@ -49,6 +51,8 @@ def runtime() -> Runtime:
         config=config,
         s3=boto3.client("s3", config=boto_config),
         sqs=boto3.client("sqs", config=boto_config),
+        dynamodb=boto3.client("dynamodb", config=boto_config) if config.catalog_table else None,
+        sns=boto3.client("sns", config=boto_config) if config.notify_topic_arn else None,
     )
 
 
@@ -66,7 +70,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[s
     remaining = getattr(context, "get_remaining_time_in_millis", None) or (lambda: math.inf)
     with tracing.invocation("imgproc"):
         result = process_batch(
-            parse_sqs_event(event), config=rt.config, s3=rt.s3, sqs=rt.sqs, remaining_ms=remaining, log=log
+            parse_sqs_event(event),
+            config=rt.config,
+            s3=rt.s3,
+            sqs=rt.sqs,
+            dynamodb=rt.dynamodb,
+            sns=rt.sns,
+            remaining_ms=remaining,
+            log=log,
         )
     _emit_metrics(result, log)
     response = result.response()

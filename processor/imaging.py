@@ -13,7 +13,8 @@
 4. For each rendition, largest first: resample (LANCZOS, ``box=`` for the crop, ``reducing_gap=``)
    from the smallest already-rendered intermediate that covers the rendition's region at >= 2x its
    size, or from the decoded image; then orient it, convert it to sRGB RGB/RGBA, flatten it onto white
-   for JPEG, and encode it without any metadata.
+   for JPEG, draw the watermark (when the spec has one and the rendition is large enough), and encode
+   it without any metadata.
 
 Everything costly per pixel (orientation, colour management, mode conversion) happens on the small
 outputs, not on the decoded source. Pillow's globals (``MAX_IMAGE_PIXELS``,
@@ -40,6 +41,8 @@ from PIL import (
     BmpImagePlugin,  # noqa: F401
     GifImagePlugin,  # noqa: F401
     Image,
+    ImageDraw,
+    ImageFont,
     JpegImagePlugin,  # noqa: F401
     PngImagePlugin,  # noqa: F401
     TiffImagePlugin,  # noqa: F401
@@ -48,12 +51,12 @@ from PIL import (
 )
 
 from processor.errors import CorruptImage, ImageTooLarge, NotAnImage, ProcessingError, UnsupportedImage
-from processor.spec import Fit, OutputFormat, RenditionSpec
+from processor.spec import Fit, OutputFormat, RenditionSpec, Watermark, WatermarkPosition
 
 if TYPE_CHECKING:
     from PIL import ImageFile
 
-__all__ = ["DECODE_FORMATS", "Rendered", "render"]
+__all__ = ["DECODE_FORMATS", "Rendered", "Rendering", "SourceInfo", "probe", "render", "render_source"]
 
 # The only formats we decode (Pillow names). Pillow can read many more, some with rarely exercised
 # parsers; anything else it recognises is reported as UnsupportedImage without being decoded.
@@ -101,6 +104,13 @@ _JPEG_PROGRESSIVE_MIN_PIXELS = 16_000
 _WEBP_METHOD = 4
 _AVIF_SPEED = 6
 
+# Watermark geometry, as fractions of the rendition's shorter side: the font size (the text's height,
+# accents and descenders included, is about that), the margin to the edges, the outline's width.
+_MARK_FONT = 0.05
+_MARK_MARGIN = 0.03
+_MARK_STROKE = 0.07  # of the font size
+_MARK_MIN_FONT = 8  # px: a mark that would need a smaller font to fit the width is drawn at this size
+
 _UNSUPPORTED_REASON = re.compile(
     r"unsupported|not supported|not installed|not available|unknown pixel mode|unknown compression",
     re.IGNORECASE,
@@ -115,6 +125,24 @@ class Rendered:
     data: bytes
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source is, from its header: format (Pillow's name, lower case) and displayed size
+    (after its EXIF orientation)."""
+
+    format: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """:func:`render_source`'s result: the source's :class:`SourceInfo` and the renditions."""
+
+    source: SourceInfo
+    renditions: list[Rendered]
 
 
 Stage = Callable[[str], AbstractContextManager[Any]]
@@ -135,10 +163,33 @@ def render(
     """
     if not specs:
         return []
+    return render_source(data, specs, max_pixels=max_pixels, stage=stage).renditions
+
+
+def render_source(
+    data: bytes, specs: Sequence[RenditionSpec], *, max_pixels: int, stage: Stage | None = None
+) -> Rendering:
+    """:func:`render`, also returning what the source is (for the catalog): same checks, same errors."""
     stage = stage or _no_stage
     with stage("decode"):
         source = _decode(data, specs, max_pixels)
-    return _render_all(source, specs, stage)
+    return Rendering(source.info, _render_all(source, specs, stage) if specs else [])
+
+
+def probe(data: bytes, *, max_pixels: int = 2**40) -> SourceInfo:
+    """Format and displayed size of an encoded image from its header alone (no pixel is decoded).
+
+    ``data`` may be only the start of the file: what is missing makes it a
+    :class:`~processor.errors.CorruptImage` (the caller can retry with more). Only a PNG whose EXIF
+    comes after its pixel data (rare; legal) is reported in its stored orientation.
+    """
+    im = _identify(_Stream(data), data, max_pixels)
+    fmt = im.format or "image"
+    orientation = 1 if fmt == "PNG" and "exif" not in im.info else _orientation(im)
+    width, height = im.size
+    if orientation >= 5:
+        width, height = height, width
+    return SourceInfo("jpeg" if fmt == "MPO" else fmt.lower(), width, height)
 
 
 def _no_stage(name: str) -> AbstractContextManager[None]:
@@ -194,6 +245,7 @@ class _Source:
     orientation: int
     has_alpha: bool
     icc_profile: bytes | None
+    info: SourceInfo
 
 
 def _decode(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> _Source:
@@ -220,7 +272,9 @@ def _decode(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> _So
         working, has_alpha = _working(im)
     working.info = {}  # nothing from the source (EXIF, XMP, comments, profile) reaches an output
     base = _Layer(working, (0.0, 0.0, float(full_size[0]), float(full_size[1])), scale)
-    return _Source(base, plans, orientation, has_alpha, icc_profile)
+    shown = (full_size[1], full_size[0]) if orientation >= 5 else full_size
+    info = SourceInfo("jpeg" if fmt == "MPO" else fmt.lower(), *shown)
+    return _Source(base, plans, orientation, has_alpha, icc_profile, info)
 
 
 def _identify(stream: _Stream, data: bytes, max_pixels: int) -> ImageFile.ImageFile:
@@ -618,6 +672,8 @@ def _finish(image: Image.Image, source: _Source, spec: RenditionSpec, fmt: Outpu
     image = _to_srgb(image, source.icc_profile)
     if fmt is OutputFormat.JPEG and image.mode == "RGBA":
         image = _flatten(image)
+    if spec.watermark is not None:
+        image = _watermarked(image, spec.watermark)
     if image.info:  # only ever a fresh image here (ImageCms tags its output with the sRGB profile)
         image.info = {}
     data = _encode(image, fmt, spec.quality)
@@ -704,6 +760,69 @@ def _flatten(image: Image.Image) -> Image.Image:
     background = Image.new("RGB", image.size, _WHITE)
     background.paste(image, (0, 0), image)
     return background
+
+
+def _watermarked(image: Image.Image, mark: Watermark) -> Image.Image:
+    """A copy of ``image`` (RGB or RGBA) with ``mark`` drawn on it; ``image`` itself when the rendition
+    is below the mark's minimum size. Never draws into ``image``: it may be an intermediate that
+    smaller renditions are still derived from.
+
+    White text with a black outline, both at ``mark.opacity``: legible on light and dark pixels alike.
+    The font (Pillow's embedded Aileron, scalable, so no font file) is about 5% of the shorter side,
+    smaller if needed for the text to fit the width.
+    """
+    width, height = image.size
+    if not mark.applies_to(width, height) or not mark.text.strip():
+        return image
+    short = min(width, height)
+    margin = max(1, round(short * _MARK_MARGIN))
+    font, stroke = _mark_font(mark.text, max(_MARK_MIN_FONT, round(short * _MARK_FONT)), width - 2 * margin)
+    left, top, right, bottom = font.getbbox(mark.text, stroke_width=stroke)
+    text_size = (math.ceil(right - left), math.ceil(bottom - top))
+    # Two masks: the outlined text (where black goes) and the text alone (where white goes on top).
+    outline, letters = Image.new("L", text_size), Image.new("L", text_size)
+    ImageDraw.Draw(outline).text(
+        (-left, -top), mark.text, fill=255, font=font, stroke_width=stroke, stroke_fill=255
+    )
+    ImageDraw.Draw(letters).text((-left, -top), mark.text, fill=255, font=font)
+    alpha = outline.point(lambda v: round(v * mark.opacity))
+    x, y = _mark_origin(mark.position, (width, height), text_size, margin)
+    crop = (max(0, -x), max(0, -y), min(text_size[0], width - x), min(text_size[1], height - y))
+    overlay = Image.merge("RGBA", (letters, letters, letters, alpha)).crop(crop)
+    dest = (max(0, x), max(0, y))
+    marked = image.copy()
+    if marked.mode == "RGBA":  # proper "over" compositing: transparent pixels take the mark's alpha
+        marked.alpha_composite(overlay, dest)
+    else:
+        marked.paste(overlay.convert("RGB"), dest, overlay.getchannel("A"))
+    return marked
+
+
+def _mark_font(text: str, size: int, max_width: int) -> tuple[Any, int]:
+    """The embedded font at ``size`` px, shrunk so that ``text`` fits ``max_width``; and its outline width.
+
+    A new font object per call (0.1 ms): FreeType faces are not shared between threads.
+    """
+    for _ in range(3):
+        stroke = max(1, round(size * _MARK_STROKE))
+        font = ImageFont.load_default(size=size)
+        left, _, right, _ = font.getbbox(text, stroke_width=stroke)
+        if right - left <= max_width or size <= _MARK_MIN_FONT:
+            return font, stroke
+        size = max(_MARK_MIN_FONT, int(size * max_width / (right - left)))
+    return font, stroke
+
+
+def _mark_origin(
+    position: WatermarkPosition, image_size: tuple[int, int], text_size: tuple[int, int], margin: int
+) -> tuple[int, int]:
+    (width, height), (text_w, text_h) = image_size, text_size
+    x = {"left": margin, "right": width - margin - text_w}.get(position.value.rpartition("-")[2])
+    y = {"top": margin, "bottom": height - margin - text_h}.get(position.value.partition("-")[0])
+    return (
+        (width - text_w) // 2 if x is None else x,
+        (height - text_h) // 2 if y is None else y,
+    )
 
 
 def _encode(image: Image.Image, fmt: OutputFormat, quality: int) -> bytes:

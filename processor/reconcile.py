@@ -2,6 +2,9 @@
 
 Events are hints: duplicated, late, out of order, replayed or backfilled, they all land here and
 the outcome depends only on the current state of S3, which makes every one of them safe.
+
+With ``CATALOG_TABLE`` or ``NOTIFY_TOPIC_ARN`` set, :mod:`processor.followups` records and announces
+the outcome once the renditions are written and verified; with both unset, nothing changes here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from processor import imaging, markers, storage
 from processor.config import Config
 from processor.errors import ImageTooLarge, SourceChanged
 from processor.events import ObjectRef
-from processor.renditions import Plan, ignore_reason, plan_renditions
+from processor.followups import Chosen, Followups
+from processor.renditions import Candidate, Plan, ignore_reason, plan_renditions
 
 
 class Outcome(enum.Enum):
@@ -36,6 +40,7 @@ class Result:
     outcome: Outcome
     reason: str | None = None
     source_etag: str | None = None
+    source: storage.SourceHead | None = None  # the source's HEAD, once known
     source_bytes: int = 0
     renditions: list[imaging.Rendered] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -57,20 +62,40 @@ def _stage(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] = round(timings.get(stage, 0.0) + elapsed, 2)
 
 
-def reconcile(ref: ObjectRef, config: Config, s3: Any) -> Result:
-    """Make the renditions of ``ref.key`` match the source's current state; see the module doc."""
+def reconcile(
+    ref: ObjectRef,
+    config: Config,
+    s3: Any,
+    *,
+    followups: Followups | None = None,
+    redelivered: bool = False,
+    result: Result | None = None,
+) -> Result:
+    """Make the renditions of ``ref.key`` match the source's current state; see the module doc.
+
+    ``followups`` (catalog, notifications) runs after the renditions are current; ``redelivered``
+    says that an earlier attempt of the record's message may have rendered it (SQS delivered it
+    before, or it was replayed from the DLQ): it decides re-announcements on a skip.
+    ``result``, when given, is filled in as the work goes, so that a caller whose record failed can
+    still see what was known (the source's HEAD).
+    """
+    if result is None:
+        result = Result(Outcome.SKIPPED)
     reason = ignore_reason(ref.bucket, ref.key, config)
     if reason:
-        return Result(Outcome.IGNORED, reason)
+        result.outcome, result.reason = Outcome.IGNORED, reason
+        return result
     plans = plan_renditions(config, ref.key)
-    result = Result(Outcome.SKIPPED)
     stage = functools.partial(_stage, result.timings_ms)
 
     with stage("head"):
+        checked_at = int(time.time())
         source = storage.head_source(s3, ref.bucket, ref.key)
     if source is None:
-        return _remove_renditions(ref, config, s3, plans, result=result, stage=stage)
-    result.source_etag = source.etag
+        return _remove_renditions(
+            ref, config, s3, plans, result=result, stage=stage, followups=followups, checked_at=checked_at
+        )
+    result.source, result.source_etag = source, source.etag
     structlog.contextvars.bind_contextvars(source_etag=source.etag)  # on every later line of the record
     if source.size > config.max_source_bytes:
         raise ImageTooLarge(
@@ -78,32 +103,40 @@ def reconcile(ref: ObjectRef, config: Config, s3: Any) -> Result:
         )
 
     with stage("head"):
-        stale, existing = _stale_plans(s3, config.dest_bucket, plans, source.etag)
+        stale, existing, current = _stale_plans(s3, config.dest_bucket, plans, source.etag)
     if not stale:
+        if followups is not None:
+            chosen = [Chosen(candidate, head=head) for candidate, head in current.values()]
+            followups.after_skip(ref, source, chosen, redelivered=redelivered, stage=stage)
         return result
 
     with stage("get"):
         data = storage.get_source(s3, ref.bucket, ref.key, source.etag, config.max_source_bytes)
     result.source_bytes = len(data)
-    rendered = imaging.render(data, [plan.spec for plan in stale], max_pixels=config.max_pixels, stage=stage)
+    rendering = imaging.render_source(
+        data, [plans[i].spec for i in stale], max_pixels=config.max_pixels, stage=stage
+    )
+    chosen_by_plan = {i: Chosen(candidate, head=head) for i, (candidate, head) in current.items()}
     with stage("put"):
-        for plan, output in zip(stale, rendered, strict=True):
-            key = plan.candidate_for(output.format).key
+        for index, output in zip(stale, rendering.renditions, strict=True):
+            plan = plans[index]
+            candidate = plan.candidate_for(output.format)
             storage.put_rendition(
                 s3,
                 config.dest_bucket,
-                key,
+                candidate.key,
                 output.data,
                 content_type=output.format.content_type,
                 cache_control=config.cache_control,
                 metadata=markers.build(ref.key, source.etag, output.spec.digest()),
             )
+            chosen_by_plan[index] = Chosen(candidate, output=output)
             # `auto` may have switched between JPEG and PNG since the last render.
-            obsolete = [c.key for c in plan.candidates if c.key != key and c.key in existing]
+            obsolete = [c.key for c in plan.candidates if c.key != candidate.key and c.key in existing]
             if obsolete:
                 storage.delete_keys(s3, config.dest_bucket, obsolete)
     result.outcome = Outcome.RENDERED
-    result.renditions = rendered
+    result.renditions = rendering.renditions
 
     # A newer upload that landed while we rendered may already have been processed by another
     # worker; our older output must not be the last word.  Retrying re-reconciles against it.
@@ -111,23 +144,30 @@ def reconcile(ref: ObjectRef, config: Config, s3: Any) -> Result:
         after = storage.head_source(s3, ref.bucket, ref.key)
     if after is None or after.etag != source.etag:
         raise SourceChanged(f"s3://{ref.bucket}/{ref.key} changed while rendering (ETag {source.etag})")
+    if followups is not None:
+        chosen = [chosen_by_plan[i] for i in range(len(plans))]
+        followups.after_render(ref, source, rendering.source, chosen, stage=stage)
     return result
 
 
-def _stale_plans(s3: Any, bucket: str, plans: list[Plan], etag: str) -> tuple[list[Plan], set[str]]:
-    """The plans with no current rendition, and which candidate keys exist at all."""
-    stale: list[Plan] = []
+def _stale_plans(
+    s3: Any, bucket: str, plans: list[Plan], etag: str
+) -> tuple[list[int], set[str], dict[int, tuple[Candidate, storage.RenditionHead]]]:
+    """The indexes of the plans with no current rendition, which candidate keys exist at all, and
+    for every other plan (by index) its current candidate and that candidate's HEAD."""
+    stale: list[int] = []
     existing: set[str] = set()
-    for plan in plans:
-        current = False
+    current: dict[int, tuple[Candidate, storage.RenditionHead]] = {}
+    for index, plan in enumerate(plans):
         for candidate in plan.candidates:
-            metadata = storage.head_metadata(s3, bucket, candidate.key)
-            if metadata is not None:
+            head = storage.head_rendition(s3, bucket, candidate.key)
+            if head is not None:
                 existing.add(candidate.key)
-                current = current or markers.is_current(metadata, etag, candidate.digest)
-        if not current:
-            stale.append(plan)
-    return stale, existing
+                if index not in current and markers.is_current(head.metadata, etag, candidate.digest):
+                    current[index] = (candidate, head)
+        if index not in current:
+            stale.append(index)
+    return stale, existing, current
 
 
 def _remove_renditions(
@@ -138,13 +178,25 @@ def _remove_renditions(
     *,
     result: Result,
     stage: Callable[[str], AbstractContextManager[None]],
+    followups: Followups | None,
+    checked_at: int,
 ) -> Result:
     if not config.delete_on_remove:
+        if followups is not None and followups.catalog_on:
+            with stage("catalog"):
+                followups.after_removal(ref, checked_at=checked_at, renditions_kept=True)
+            with stage("head"):  # as below: a re-upload racing the mark must not stay marked
+                if storage.head_source(s3, ref.bucket, ref.key) is not None:
+                    raise SourceChanged(f"s3://{ref.bucket}/{ref.key} reappeared while marking it deleted")
         result.outcome, result.reason = Outcome.IGNORED, "source-missing"
         return result
     with stage("delete"):
         storage.delete_keys(s3, config.dest_bucket, [c.key for plan in plans for c in plan.candidates])
-    # A re-upload racing the delete must not lose its renditions: if the source is back, retry.
+    if followups is not None:
+        with stage("catalog"):
+            followups.after_removal(ref, checked_at=checked_at, renditions_kept=False)
+    # A re-upload racing the delete must not lose its renditions (nor its catalog item): if the
+    # source is back, retry; the retry renders it, or finds it current and repairs the catalog.
     with stage("head"):
         if storage.head_source(s3, ref.bucket, ref.key) is not None:
             raise SourceChanged(f"s3://{ref.bucket}/{ref.key} reappeared while deleting its renditions")

@@ -69,8 +69,15 @@ def plan_renditions(config: Config, source_key: str) -> list[Plan]:
     fmt = config.output_format or OutputFormat.from_extension(source_key)
     formats = (fmt,) if fmt else _PIXEL_DECIDED
     plans = []
+    watermark = config.watermark
     for size in sorted(config.sizes, key=lambda s: s.width * s.height, reverse=True):
-        spec = RenditionSpec(size, config.fit, fmt, config.quality, config.watermark_text)
+        # A rendition is never larger than its box: when the box is below the watermark's minimum
+        # size, the mark is never drawn, and leaving it out of the recipe keeps a watermark change
+        # from re-rendering such thumbnails for nothing.
+        marked = (
+            watermark if watermark is not None and watermark.applies_to(size.width, size.height) else None
+        )
+        spec = RenditionSpec(size, config.fit, fmt, config.quality, marked)
         candidates = tuple(
             Candidate(rendition_key(config, size, source_key, f), spec.resolved(f), spec.resolved(f).digest())
             for f in formats

@@ -105,7 +105,7 @@ class Watermark:
     text: str
     position: WatermarkPosition = WatermarkPosition.BOTTOM_RIGHT
     opacity: float = 0.5  # 0 < opacity <= 1
-    min_size: int = 200
+    min_size: int = 150
 
     def applies_to(self, width: int, height: int) -> bool:
         """Whether a rendition of ``width`` x ``height`` pixels gets the mark."""

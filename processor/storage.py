@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from processor.errors import ImageTooLarge, SourceChanged
@@ -20,6 +21,16 @@ _DELETE_BATCH = 1000  # DeleteObjects limit
 @dataclass(frozen=True)
 class SourceHead:
     etag: str  # without quotes
+    size: int
+    content_type: str | None
+    last_modified: datetime | None = None  # S3's Last-Modified (second precision); orders versions
+
+
+@dataclass(frozen=True)
+class RenditionHead:
+    """What a rendition's HEAD says: its idempotency marker and size."""
+
+    metadata: dict[str, str]
     size: int
     content_type: str | None
 
@@ -47,13 +58,56 @@ def head_source(s3: Any, bucket: str, key: str) -> SourceHead | None:
         etag=strip_quotes(response["ETag"]),
         size=int(response["ContentLength"]),
         content_type=response.get("ContentType"),
+        last_modified=response.get("LastModified"),
     )
 
 
 def head_metadata(s3: Any, bucket: str, key: str) -> dict[str, str] | None:
     """A rendition's user metadata (the idempotency marker), or None when it does not exist."""
+    head = head_rendition(s3, bucket, key)
+    return None if head is None else head.metadata
+
+
+def head_rendition(s3: Any, bucket: str, key: str) -> RenditionHead | None:
+    """A rendition's marker and size, or None when it does not exist."""
     response = _head(s3, bucket, key)
-    return None if response is None else dict(response.get("Metadata") or {})
+    if response is None:
+        return None
+    return RenditionHead(
+        metadata=dict(response.get("Metadata") or {}),
+        size=int(response.get("ContentLength", 0)),
+        content_type=response.get("ContentType"),
+    )
+
+
+def get_rendition(s3: Any, bucket: str, key: str) -> bytes | None:
+    """A rendition's bytes (they are small: at most its box), or None when it does not exist."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError as exc:
+        if _is_status(exc, _NOT_FOUND):
+            return None
+        raise
+    body = response["Body"]
+    try:
+        return body.read()
+    finally:
+        body.close()
+
+
+def get_source_start(s3: Any, bucket: str, key: str, etag: str, length: int) -> bytes:
+    """The first ``length`` bytes of exactly the version whose ETag we saw (its header, usually)."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"', Range=f"bytes=0-{length - 1}")
+    except s3.exceptions.ClientError as exc:
+        if _is_status(exc, frozenset({"PreconditionFailed", "412", *_NOT_FOUND})):
+            raise SourceChanged(f"s3://{bucket}/{key} changed since its HEAD (ETag {etag})") from None
+        raise
+    body = response["Body"]
+    try:
+        return body.read(length)
+    finally:
+        body.close()
 
 
 def get_source(s3: Any, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:

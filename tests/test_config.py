@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from processor.config import Config, ConfigError, variable_names
-from processor.spec import Fit, OutputFormat, Size
+from processor.spec import Fit, OutputFormat, Size, Watermark, WatermarkPosition
 
 
 def test_defaults_follow_the_contract() -> None:
@@ -34,6 +34,9 @@ def test_every_variable_is_parsed() -> None:
             "DLQ_URL": "https://sqs/dlq",
             "DELETE_ON_REMOVE": "false",
             "WATERMARK_TEXT": "(c) me",
+            "WATERMARK_POSITION": "Top-Left",
+            "WATERMARK_OPACITY": "0.8",
+            "WATERMARK_MIN_SIZE": "150",
             "CATALOG_TABLE": "catalog",
             "NOTIFY_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
             "LOG_LEVEL": "debug",
@@ -47,6 +50,9 @@ def test_every_variable_is_parsed() -> None:
     assert (config.quality, config.max_pixels, config.max_source_bytes) == (70, 1000, 2000)
     assert config.delete_on_remove is False
     assert config.watermark_text == "(c) me"
+    assert config.watermark == Watermark("(c) me", WatermarkPosition.TOP_LEFT, 0.8, 150)
+    assert config.catalog_table == "catalog"
+    assert config.notify_topic_arn == "arn:aws:sns:us-east-1:1:t"
     assert config.log_level == "DEBUG"
     assert config.concurrency == 8
 
@@ -77,6 +83,36 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_invalid_values_are_rejected(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Config.from_env({"DEST_BUCKET": "dest", name: value})
+
+
+def test_the_watermark_is_off_by_default_and_its_settings_default_sensibly() -> None:
+    assert Config.from_env({"DEST_BUCKET": "d"}).watermark is None
+    config = Config.from_env({"DEST_BUCKET": "d", "WATERMARK_TEXT": "© ACME"})
+    assert config.watermark == Watermark("© ACME", WatermarkPosition.BOTTOM_RIGHT, 0.5, 150)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "WATERMARK_POSITION",
+            "middle",
+            "WATERMARK_POSITION='middle': expected one of top-left, top-right, "
+            "bottom-left, bottom-right, center",
+        ),
+        ("WATERMARK_OPACITY", "0", "WATERMARK_OPACITY='0': must be greater than 0 and at most 1"),
+        ("WATERMARK_OPACITY", "1.5", "WATERMARK_OPACITY='1.5': must be greater than 0 and at most 1"),
+        ("WATERMARK_OPACITY", "nan", "WATERMARK_OPACITY='nan': must be greater than 0 and at most 1"),
+        ("WATERMARK_OPACITY", "half", "WATERMARK_OPACITY='half': not a number"),
+        ("WATERMARK_MIN_SIZE", "-1", "WATERMARK_MIN_SIZE='-1': must be between 0 and 10000"),
+        ("WATERMARK_TEXT", "a\tb", "WATERMARK_TEXT='a\\tb': must be one line of printable characters"),
+        ("WATERMARK_TEXT", "x" * 201, "WATERMARK_TEXT='" + "x" * 201 + "': at most 200 characters"),
+    ],
+)
+def test_invalid_watermark_settings_are_reported_by_name(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Config.from_env({"DEST_BUCKET": "dest", "WATERMARK_TEXT": "x", name: value})
+    assert str(raised.value) == f"invalid configuration: {message}"
 
 
 def test_overlapping_prefixes_are_rejected() -> None:

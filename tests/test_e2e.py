@@ -191,6 +191,20 @@ def test_demo_exits_zero(tmp_path: Path) -> None:
     assert "CorruptImage" in result.stdout
 
 
+def test_demo_with_extras_shows_the_catalog_and_the_notifications(tmp_path: Path) -> None:
+    result = run_cli("demo", "--with-extras", "--port", "0", "--state-dir", str(tmp_path), timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "demo: all renditions, the DLQ entry, catalog items and notifications are there" in out
+    assert "watermark: '(c) imgproc demo' bottom-right, opacity 0.5" in out
+    catalog = out.split("\ncatalog (DynamoDB table ")[1].split("\nnotifications")[0]
+    assert catalog.count(" rendered ") == 4
+    assert "original/demo/corrupt.jpg          dead-lettered  CorruptImage" in catalog
+    notifications = out.split("\nnotifications (SNS topic ")[1]
+    assert notifications.count("outcome=rendered") == 4
+    assert notifications.count("error_class=CorruptImage outcome=dead-lettered") == 1
+
+
 def children_of(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():

@@ -12,7 +12,7 @@ import botocore.exceptions
 import imagegen
 import pytest
 from conftest import DEST_BUCKET, SOURCE_BUCKET, Aws, s3_body, s3_record, sqs_event, sqs_record, with_config
-from PIL import Image
+from PIL import Image, ImageChops
 
 from processor import handler
 from processor.batch import process_batch
@@ -97,6 +97,36 @@ def test_a_changed_recipe_re_renders(aws: Aws, config: Config) -> None:
     assert aws.calls["s3.GetObject"] == 1
     assert aws.calls["s3.PutObject"] == 2
     assert image_size(aws, "resized/300x300/a.jpg") == (300, 300)
+
+
+def test_a_watermark_marks_large_renditions_and_a_new_text_re_renders_only_them(
+    aws: Aws, config: Config
+) -> None:
+    aws.put_source("original/a.png", imagegen.encode(imagegen.photo(900, 900), "PNG"))
+    run(aws, config, created("original/a.png"))
+    plain = {k: aws.dest_object(k)["Body"].read() for k in aws.dest_keys()}
+    aws.calls.clear()
+
+    marked = with_config(config, watermark_text="(c) ACME")
+    run(aws, marked, created("original/a.png"))
+
+    # Only the 300x300 recipe includes the mark (100x100 is below WATERMARK_MIN_SIZE=150).
+    assert aws.calls["s3.PutObject"] == 1
+    assert aws.dest_object("resized/100x100/a.png")["Body"].read() == plain["resized/100x100/a.png"]
+    large = Image.open(io.BytesIO(aws.dest_object("resized/300x300/a.png")["Body"].read())).convert("RGB")
+    before = Image.open(io.BytesIO(plain["resized/300x300/a.png"])).convert("RGB")
+    box = ImageChops.difference(before, large).getbbox()
+    assert box is not None
+    assert box[0] >= 150  # bottom-right, the default position
+    assert box[1] >= 250
+    aws.calls.clear()
+
+    run(aws, marked, created("original/a.png"))  # the same text again: HEADs only
+    assert aws.calls == {"s3.HeadObject": 3}
+
+    run(aws, with_config(marked, watermark_text="(c) ACME 2026"), created("original/a.png"))
+    assert aws.calls["s3.PutObject"] == 1
+    assert aws.dest_object("resized/300x300/a.png")["Body"].read() != plain["resized/300x300/a.png"]
 
 
 def test_only_stale_renditions_are_rendered(aws: Aws, config: Config) -> None:

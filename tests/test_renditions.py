@@ -4,7 +4,7 @@ import pytest
 
 from processor.config import Config
 from processor.renditions import ignore_reason, plan_renditions, rendition_key
-from processor.spec import Fit, OutputFormat, RenditionSpec, Size
+from processor.spec import Fit, OutputFormat, RenditionSpec, Size, Watermark, WatermarkPosition
 
 CONFIG = Config(dest_bucket="dest")
 
@@ -64,10 +64,40 @@ def test_digest_changes_with_every_part_of_the_recipe() -> None:
         RenditionSpec(Size(300, 300), Fit.COVER, OutputFormat.JPEG, 85),
         RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.WEBP, 85),
         RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 80),
-        RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 85, watermark="x"),
+        RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 85, watermark=Watermark("x")),
+        RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 85, watermark=Watermark("y")),
+        RenditionSpec(
+            Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 85, Watermark("x", WatermarkPosition.CENTER)
+        ),
+        RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 85, Watermark("x", opacity=0.8)),
+        RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 85, Watermark("x", min_size=100)),
     ]
     assert len({v.digest() for v in variants}) == len(variants)
     assert base.digest() == RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 85).digest()
+
+
+def test_digests_without_a_watermark_are_those_renditions_already_carry() -> None:
+    # Renditions written before watermarks existed must stay current: these are their digests.
+    assert RenditionSpec(Size(300, 300), Fit.CONTAIN, OutputFormat.JPEG, 85).digest() == "a6358ee628156675"
+    assert RenditionSpec(Size(100, 100), Fit.COVER, OutputFormat.PNG, 85).digest() == "fc179c25fc2bc11a"
+
+
+def test_the_watermark_is_in_the_recipe_only_of_boxes_large_enough_to_show_it() -> None:
+    config = Config(
+        dest_bucket="dest",
+        sizes=(Size(100, 100), Size(300, 300), Size(1000, 150)),
+        watermark_text="(c) me",
+        watermark_position=WatermarkPosition.TOP_LEFT,
+        watermark_opacity=0.7,
+        watermark_min_size=150,
+    )
+    marks = {str(plan.spec.size): plan.spec.watermark for plan in plan_renditions(config, "original/a.jpg")}
+    mark = Watermark("(c) me", WatermarkPosition.TOP_LEFT, 0.7, 150)
+    assert marks == {"1000x150": mark, "300x300": mark, "100x100": None}
+    unmarked = {str(p.spec.size): p.candidates[0].digest for p in plan_renditions(CONFIG, "original/a.jpg")}
+    assert {str(p.spec.size): p.candidates[0].digest for p in plan_renditions(config, "original/a.jpg")}[
+        "100x100"
+    ] == unmarked["100x100"]
 
 
 @pytest.mark.parametrize(

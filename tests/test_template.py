@@ -30,6 +30,9 @@ from cfnlint.api import ManualArgs, lint
 from cfnlint.decode import decode_str
 from moto import mock_aws
 
+from processor.config import Config
+from processor.spec import Watermark, WatermarkPosition
+
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = REPO / "infra" / "cloudformation"
 MAIN_TEMPLATE = TEMPLATE_DIR / "imgproc.yaml"
@@ -66,6 +69,9 @@ FUNCTION_ENV = frozenset(
         "DLQ_URL",
         "DELETE_ON_REMOVE",
         "WATERMARK_TEXT",
+        "WATERMARK_POSITION",
+        "WATERMARK_OPACITY",
+        "WATERMARK_MIN_SIZE",
         "CATALOG_TABLE",
         "NOTIFY_TOPIC_ARN",
         "LOG_LEVEL",
@@ -268,6 +274,9 @@ EXPECTED_DEFAULTS = {
     "DestinationPrefix": "resized/",
     "DeleteOnRemove": "true",
     "WatermarkText": "",
+    "WatermarkPosition": "bottom-right",
+    "WatermarkOpacity": "0.5",
+    "WatermarkMinSize": "150",
     "LogLevel": "INFO",
 }
 
@@ -281,6 +290,7 @@ def test_parameters_have_the_agreed_defaults_and_validation(template: dict[str, 
     assert set(parameters["Fit"]["AllowedValues"]) == {"contain", "cover"}
     assert set(parameters["OutputFormat"]["AllowedValues"]) == {"auto", "jpeg", "png", "webp", "avif"}
     assert set(parameters["Architecture"]["AllowedValues"]) == {"arm64", "x86_64"}
+    assert set(parameters["WatermarkPosition"]["AllowedValues"]) == {p.value for p in WatermarkPosition}
     assert int(parameters["MaximumConcurrency"]["MinValue"]) == 2
     for name in ("EnableCloudFront", "EnableCatalog", "EnableNotifications", "EventSourceMappingEnabled"):
         assert set(parameters[name]["AllowedValues"]) == {"true", "false"}, name
@@ -706,6 +716,10 @@ def moto() -> Iterator[MotoDeployment]:
                     "BatchSize": "100",
                     "MaximumBatchingWindowInSeconds": "5",
                     "Quality": "70",
+                    "WatermarkText": "(c) ACME",
+                    "WatermarkPosition": "top-left",
+                    "WatermarkOpacity": "0.75",
+                    "WatermarkMinSize": "150",
                 },
             )
             yield MotoDeployment(session=session, default=default, full=full)
@@ -796,6 +810,9 @@ def test_moto_creates_the_function_with_handler_runtime_and_environment(moto: Mo
         "DLQ_URL": outputs["DeadLetterQueueUrl"],
         "DELETE_ON_REMOVE": "true",
         "WATERMARK_TEXT": "",
+        "WATERMARK_POSITION": "bottom-right",
+        "WATERMARK_OPACITY": "0.5",
+        "WATERMARK_MIN_SIZE": "150",
         "LOG_LEVEL": "INFO",
         "CATALOG_TABLE": "",
         "NOTIFY_TOPIC_ARN": "",
@@ -829,3 +846,19 @@ def test_moto_wires_the_optional_catalog_and_topic(moto: MotoDeployment) -> None
     assert table["KeySchema"] == [{"AttributeName": "source_key", "KeyType": "HASH"}]
     topic = moto.session.client("sns").get_topic_attributes(TopicArn=variables["NOTIFY_TOPIC_ARN"])
     assert topic["Attributes"]["TopicArn"] == variables["NOTIFY_TOPIC_ARN"]
+
+
+def test_the_deployed_environment_parses_into_the_handler_configuration(moto: MotoDeployment) -> None:
+    lambda_ = moto.session.client("lambda")
+    configs = {
+        deployed.name: Config.from_env(
+            lambda_.get_function(FunctionName=deployed.outputs["FunctionName"])["Configuration"][
+                "Environment"
+            ]["Variables"]
+        )
+        for deployed in (moto.default, moto.full)
+    }
+    assert configs["imgproc"].watermark is None
+    assert configs["imgproc-full"].watermark == Watermark("(c) ACME", WatermarkPosition.TOP_LEFT, 0.75, 150)
+    assert configs["imgproc-full"].catalog_table
+    assert configs["imgproc-full"].notify_topic_arn
