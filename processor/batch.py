@@ -257,7 +257,11 @@ def _dead_letter(
         _settle_failed(records, RETRY)
         return MessageOutcome(message.message_id, FAILED, error, records)
     log.warning(
-        "record.dead_lettered", outcome=DEAD_LETTERED, error_class=error.error_class, error=str(error)
+        "record.dead_lettered",
+        outcome=DEAD_LETTERED,
+        error_class=error.error_class,
+        error=str(error),
+        keys=[ref.key for ref, _, _ in failed_sources],  # the record lines before it name them too
     )
     _settle_failed(records, DEAD_LETTERED)
     return MessageOutcome(message.message_id, DEAD_LETTERED, error, records)
