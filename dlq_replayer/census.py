@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from dlq_replayer import messages
-from dlq_replayer.scan import Depth, Filters, Scanner
+from dlq_replayer.scan import Depth, Filters, Scanner, scan_warnings
 from dlq_replayer.throughput import Progress
 
 AGE_BUCKETS = (
@@ -88,18 +88,7 @@ class InspectReport:
         return max(0.0, self.depth.retention_seconds - self.oldest["age_seconds"])
 
     def warnings(self, visibility: int) -> list[str]:
-        notes = []
-        if self.depth.in_flight:
-            notes.append(
-                f"{self.depth.in_flight} message(s) were in flight when the scan started (another reader "
-                "holds them): not read"
-            )
-        if self.release_failures:
-            notes.append(
-                f"{len(self.release_failures)} message(s) could not be released now; SQS shows them again "
-                f"within {visibility} s"
-            )
-        return notes
+        return scan_warnings(self.depth, self.release_failures, visibility)
 
     def to_json(self, visibility: int) -> dict[str, Any]:
         oldest = self.oldest and {**self.oldest, "expires_in_seconds": self.expires_in_seconds}

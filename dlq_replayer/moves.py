@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dlq_replayer import messages
-from dlq_replayer.scan import Depth, Filters, Scanner
+from dlq_replayer.scan import Depth, Filters, Scanner, scan_warnings
 from dlq_replayer.throughput import SQS_BATCH, Progress, RateLimiter, send_batch
 from imgproc import aws
 from processor.dead_letter import ERROR_CLASS, ERROR_MESSAGE, FAILED_AT, REPLAY_COUNT
@@ -113,18 +113,7 @@ class MoveReport:
             self.samples.append(messages.summary(message, now))
 
     def warnings(self, visibility: int) -> list[str]:
-        notes = []
-        if self.depth.in_flight:
-            notes.append(
-                f"{self.depth.in_flight} message(s) were in flight when the scan started (another reader "
-                "holds them): not looked at"
-            )
-        if self.release_failures:
-            notes.append(
-                f"{len(self.release_failures)} message(s) could not be released now; SQS shows them again "
-                f"within {visibility} s"
-            )
-        return notes
+        return scan_warnings(self.depth, self.release_failures, visibility)
 
     def to_json(self, visibility: int) -> dict[str, Any]:
         doc: dict[str, Any] = {

@@ -78,6 +78,22 @@ def queue_depth(sqs: Any, url: str) -> Depth:
     )
 
 
+def scan_warnings(depth: Depth, release_failures: list[str], visibility: int) -> list[str]:
+    """What an operator must know about a scan's coverage: messages it could not see or release."""
+    notes = []
+    if depth.in_flight:
+        notes.append(
+            f"{depth.in_flight} message(s) were in flight when the scan started (another reader "
+            "holds them): not read"
+        )
+    if release_failures:
+        notes.append(
+            f"{len(release_failures)} message(s) could not be released now; SQS shows them again "
+            f"within {visibility} s"
+        )
+    return notes
+
+
 @dataclass(frozen=True)
 class Filters:
     """Which dead letters a command selects; an empty filter selects them all.

@@ -95,14 +95,19 @@ def get_rendition(s3: Any, bucket: str, key: str) -> bytes | None:
         body.close()
 
 
-def get_source_start(s3: Any, bucket: str, key: str, etag: str, length: int) -> bytes:
-    """The first ``length`` bytes of exactly the version whose ETag we saw (its header, usually)."""
+def _get_pinned(s3: Any, bucket: str, key: str, etag: str, **extra: Any) -> dict[str, Any]:
+    """GetObject of exactly the version whose ETag we saw; a newer or deleted one is SourceChanged."""
     try:
-        response = s3.get_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"', Range=f"bytes=0-{length - 1}")
+        return s3.get_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"', **extra)
     except s3.exceptions.ClientError as exc:
         if _is_status(exc, frozenset({"PreconditionFailed", "412", *_NOT_FOUND})):
             raise SourceChanged(f"s3://{bucket}/{key} changed since its HEAD (ETag {etag})") from None
         raise
+
+
+def get_source_start(s3: Any, bucket: str, key: str, etag: str, length: int) -> bytes:
+    """The first ``length`` bytes of exactly the version whose ETag we saw (its header, usually)."""
+    response = _get_pinned(s3, bucket, key, etag, Range=f"bytes=0-{length - 1}")
     body = response["Body"]
     try:
         return body.read(length)
@@ -112,12 +117,7 @@ def get_source_start(s3: Any, bucket: str, key: str, etag: str, length: int) -> 
 
 def get_source(s3: Any, bucket: str, key: str, etag: str, max_bytes: int) -> bytes:
     """Download exactly the version whose ETag we saw; a newer or deleted one is :class:`SourceChanged`."""
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"')
-    except s3.exceptions.ClientError as exc:
-        if _is_status(exc, frozenset({"PreconditionFailed", "412", *_NOT_FOUND})):
-            raise SourceChanged(f"s3://{bucket}/{key} changed since its HEAD (ETag {etag})") from None
-        raise
+    response = _get_pinned(s3, bucket, key, etag)
     body = response["Body"]
     try:
         if int(response.get("ContentLength", 0)) > max_bytes:

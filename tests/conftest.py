@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 import warnings
 import zipfile
@@ -20,6 +21,7 @@ from moto import mock_aws
 
 from imgproc import deploy
 from observability import logs
+from processor import handler
 from processor.config import Config
 
 REGION = "us-east-1"
@@ -94,6 +96,17 @@ def aws() -> Iterator[Aws]:
         calls: Counter[str] = Counter()
         s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.update([f"s3.{model.name}"]))
         yield Aws(s3=s3, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url, calls=calls)
+
+
+@pytest.fixture
+def environ() -> Iterator[None]:
+    """Running the handler as the deployed function makes this process look like its container
+    (os.environ, the handler's cached clients): undo both after the test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    handler.runtime.cache_clear()  # its clients belong to this test's moto
 
 
 @pytest.fixture

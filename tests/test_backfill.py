@@ -17,9 +17,7 @@ import os
 import shlex
 import signal
 import time
-import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,11 +27,9 @@ import boto3
 import imagegen
 import pytest
 from conftest import REGION
-from moto import mock_aws
 
 from dlq_replayer import backfill
 from imgproc import aws, cli, function, poller, status
-from processor import handler
 from processor.events import BACKFILL_MARKER, parse_body
 
 # moto's CloudFormation skips the template's policies (imgproc.local_stack applies them for `up`).
@@ -44,26 +40,8 @@ BULK = 2500
 
 
 @pytest.fixture
-def environ() -> Iterator[None]:
-    """Running the handler makes this process look like the function's container: undo it after."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    handler.runtime.cache_clear()  # its clients belong to this test's moto
-
-
-@pytest.fixture
-def stack(environ: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[dict[str, str]]:
-    """The real template deployed into moto; yields its outputs."""
-    code_zip = tmp_path / "function.zip"
-    with zipfile.ZipFile(code_zip, "w") as archive:
-        archive.writestr("processor/__init__.py", "")
-    with mock_aws():
-        deploy = ["deploy", "--json", "--zip", str(code_zip), "--method", "direct"]
-        params = ["-p", "EnableCloudFront=false", "-p", "EventSourceMappingEnabled=false"]
-        assert cli.main([*deploy, *params]) == 0
-        yield json.loads(capsys.readouterr().out)["outputs"]
+def stack(environ: None, deployed_stack: dict[str, str]) -> dict[str, str]:
+    return deployed_stack
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ from conftest import REGION, s3_body, s3_record, sqs_event, sqs_record
 from moto import mock_aws
 
 from imgproc import cli
-from processor import handler
 from processor.spec import Fit, OutputFormat, RenditionSpec, Size
 
 # moto's CloudFormation skips the template's policies (imgproc.local_stack applies them for `up`).
@@ -30,16 +27,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-@pytest.fixture
-def environ() -> Iterator[None]:
-    """`invoke` makes this process look like the function's container (os.environ): undo it after."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    handler.runtime.cache_clear()  # its clients belong to this test's moto
 
 
 @pytest.fixture
