@@ -40,14 +40,23 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_flag: bool = True) ->
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
+# The embedded AWS takes any credentials; a shell that only exported its endpoint has none.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
 def client(args: Any, service: str) -> Any:
     """A boto3 client for ``service`` at ``args.endpoint_url`` and ``args.region`` (parsed options or
-    any object with those two attributes)."""
+    any object with those two attributes). Against the embedded AWS, placeholder credentials stand
+    in when this shell has none."""
+    extra: dict[str, str] = {}
+    if is_local_endpoint(args.endpoint_url) and boto3.Session().get_credentials() is None:
+        extra = LOCAL_CREDENTIALS
     return boto3.client(
         service,
         region_name=args.region,
         endpoint_url=args.endpoint_url or None,
         config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}),
+        **extra,
     )
 
 

@@ -18,7 +18,6 @@ import base64
 import html
 import io
 import json
-import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -56,9 +55,6 @@ _MARKERS = (("o", 10), ("s", 7.5), ("^", 6), ("D", 5), ("v", 5), ("P", 5))  # di
 _PALETTE = ("#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 _KEY_WIDTH = 58  # characters of a key in the PNG table (the HTML table shows them whole)
 _ERROR_WIDTH = 62
-
-
-_LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
 class DashboardError(RuntimeError):
@@ -105,10 +101,6 @@ def read_stack(args: argparse.Namespace) -> StackView:
     if args.endpoint_url and not endpoint_reachable(args.endpoint_url):
         view.problem = f"endpoint {args.endpoint_url} unreachable"
         return view
-    if aws.is_local_endpoint(args.endpoint_url):
-        # The embedded AWS takes any credentials; a shell that only exported the endpoint has none.
-        for name, value in _LOCAL_CREDENTIALS.items():
-            os.environ.setdefault(name, value)
     try:
         cfn = aws.client(args, "cloudformation")
         outputs = aws.stack_outputs(cfn, args.stack_name)

@@ -139,3 +139,22 @@ def test_local_endpoints_are_recognised() -> None:
     assert is_local_endpoint("http://localhost:5000")
     assert not is_local_endpoint("https://cloudformation.us-east-1.amazonaws.com")
     assert not is_local_endpoint(None)
+
+
+def test_the_embedded_aws_needs_no_credentials_from_the_shell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from argparse import Namespace
+
+    from imgproc.aws import client
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    local = client(Namespace(endpoint_url="http://127.0.0.1:4566", region="us-east-1"), "sqs")
+    assert local._request_signer._credentials.access_key == "test"
+    real = client(Namespace(endpoint_url=None, region="us-east-1"), "sqs")
+    assert real._request_signer._credentials is None  # real AWS: never invent credentials
