@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import uuid
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote_plus
@@ -157,6 +158,15 @@ def s3_record(key: str, event_name: str = "ObjectCreated:Put", bucket: str = SOU
 
 def s3_body(*records: dict[str, Any]) -> str:
     return json.dumps({"Records": list(records)})
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll ``check`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"not true after {timeout} s: {check.__name__}"
+        time.sleep(0.25)
+    return value
 
 
 # The fields of one record of Lambda's SQS event.

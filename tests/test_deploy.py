@@ -157,4 +157,5 @@ def test_the_embedded_aws_needs_no_credentials_from_the_shell(
     local = client(Namespace(endpoint_url="http://127.0.0.1:4566", region="us-east-1"), "sqs")
     assert local._request_signer._credentials.access_key == "test"
     real = client(Namespace(endpoint_url=None, region="us-east-1"), "sqs")
-    assert real._request_signer._credentials is None  # real AWS: never invent credentials
+    invented = real._request_signer._credentials
+    assert invented is None or invented.access_key != "test"  # real AWS: never invent credentials

@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import imagegen
 import pytest
-from conftest import REGION, s3_body, s3_record
+from conftest import REGION, eventually, s3_body, s3_record
 from moto import mock_aws
 
 from dlq_replayer import census, dlq, messages, moves, scan
@@ -818,14 +818,6 @@ def test_batches_respect_count_and_size() -> None:
 # end to end: the embedded AWS, the poller and the handler, the CLI as a separate process
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"not true after {timeout} s: {check.__name__}"
-        time.sleep(0.25)
-    return value
-
-
 @pytest.mark.e2e
 def test_inspect_and_replay_on_the_embedded_aws(tmp_path: Path) -> None:
     options = poller.WorkerOptions(
@@ -857,7 +849,7 @@ def _inspect_and_replay(rt: local.LocalRuntime) -> None:
     def both_dead_lettered() -> bool:
         return stack.counts() == {"ingest": (0, 0), "dlq": (2, 0)}
 
-    wait_until(both_dead_lettered)
+    eventually(both_dead_lettered, timeout=90)  # generous: a loaded 2-core machine runs other tests too
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         command = [
@@ -905,7 +897,7 @@ def _inspect_and_replay(rt: local.LocalRuntime) -> None:
             return False
         return head["Metadata"].get("source-etag") == etag
 
-    wait_until(rendered)
-    wait_until(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)})
+    eventually(rendered)
+    eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)})
     (left,) = stack.snapshot(stack.dlq).values()
     assert messages.source_keys(left["Body"]) == ["original/e2e/always-fails.jpg"]

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import imagegen
 import pytest
+from conftest import eventually
 from PIL import Image
 
 from imgproc import local, poller
@@ -42,17 +42,6 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalRun
         yield rt
     os.environ.clear()
     os.environ.update(saved)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            assert value, f"not true after {timeout} s: {check.__name__}"
-            return value
-        time.sleep(0.25)
 
 
 def marker(rt: local.LocalRuntime, key: str) -> dict[str, str] | None:

@@ -9,13 +9,14 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import imagegen
 import pytest
+from conftest import eventually
 from PIL import Image
 
 from imgproc import cli, local, poller
@@ -558,16 +559,6 @@ def test_bad_options_are_refused(option: str, value: str, capsys: pytest.Capture
 # after a real local run
 # ----------------------------------------------------------------------------------------------------
 POISON = 'original/e2e/<poison> & "quotes" $1$.jpg'
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            assert value, f"not true after {timeout} s: {check.__name__}"
-            return value
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
