@@ -4,7 +4,9 @@ For each backlog size N (default 100, 1000, 5000) on a fresh embedded AWS (moto 
 template, default renditions 300x300 + 100x100): start the runtime with *no* workers, upload N tiny
 generated JPEGs (64x48) so that N S3 notifications wait on the ingest queue, then start the poller's
 worker processes and time until the queue is drained and every rendition exists. Reports seconds,
-images/s, seconds per 1,000 images (constant when time grows linearly with work) and the peak RSS of
+images/s, seconds per 1,000 images (constant when time grows linearly with work), the handler's own
+time per record and per 1,000 records (from the workers' log lines: the pipeline's work without the
+emulator's queue overhead) and the peak RSS of
 each worker (``VmHWM`` from ``/proc/<pid>/status``, read just before the workers stop): flat when the
 per-record memory does not grow with the backlog.
 
@@ -18,6 +20,8 @@ call, so filling a deep queue (and the first receives from it) is slower than on
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
 import tempfile
 import time
@@ -54,6 +58,17 @@ def queue_depth(sqs, url: str) -> tuple[int, int]:
 def count_renditions(s3, bucket: str) -> int:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="resized/")
     return sum(len(page.get("Contents", [])) for page in pages)
+
+
+def handler_durations_ms(log_dir: Path) -> list[float]:
+    """Wall time the handler spent on each rendered record, from the workers' JSON log lines: the
+    pipeline's own work, without the emulator's queue overhead."""
+    durations = []
+    for path in log_dir.glob("worker-*.jsonl"):
+        for line in path.read_text().splitlines():
+            if '"record.rendered"' in line:
+                durations.append(float(json.loads(line)["duration_ms"]))
+    return durations
 
 
 def run_size(size: int, workers: int, images: list[bytes]) -> dict[str, float]:
@@ -103,7 +118,10 @@ def run_size(size: int, workers: int, images: list[bytes]) -> dict[str, float]:
             finally:
                 workers_.stop()
             print(file=sys.stderr)
+            durations = handler_durations_ms(Path(tmp) / "logs")
     return {
+        "handler_ms_median": statistics.median(durations) if durations else float("nan"),
+        "handler_s_per_1000": sum(durations) / 1000 / size * 1000,
         "size": size,
         "upload_s": upload_seconds,
         "drain_s": drain_seconds,
@@ -137,13 +155,14 @@ def main() -> int:
     print(f"backlog of tiny JPEGs (64x48), renditions 300x300 + 100x100, {args.workers} workers")
     print(
         f"{'backlog':>8} {'upload s':>9} {'drain s':>8} {'images/s':>9} {'s/1000':>7} "
-        f"{'worker peak RSS MB':>19}"
+        f"{'handler ms/record':>18} {'handler s/1000':>15} {'worker peak RSS MB':>19}"
     )
     for r in results:
         rss = f"{r['peak_min_mb']:.0f}-{r['peak_mb']:.0f}"
         print(
             f"{r['size']:>8} {r['upload_s']:>9.1f} {r['drain_s']:>8.1f} {r['per_s']:>9.1f} "
-            f"{r['s_per_1000']:>7.1f} {rss:>19}"
+            f"{r['s_per_1000']:>7.1f} {r['handler_ms_median']:>18.1f} "
+            f"{r['handler_s_per_1000']:>15.1f} {rss:>19}"
         )
     return 0
 
