@@ -1,20 +1,18 @@
-"""Benchmark: how draining a backlog grows with its size, and whether worker memory stays flat.
+"""Benchmark: how the time to process N images grows with N, and whether worker memory stays flat.
 
-For each backlog size N (default 100, 1000, 5000) on a fresh embedded AWS (moto server, the real
-template, default renditions 300x300 + 100x100): start the runtime with *no* workers, upload N tiny
-generated JPEGs (64x48) so that N S3 notifications wait on the ingest queue, then start the poller's
-worker processes and time until the queue is drained and every rendition exists. Reports seconds,
-images/s, seconds per 1,000 images (constant when time grows linearly with work), the handler's own
-time per record and per 1,000 records (from the workers' log lines: the pipeline's work without the
-emulator's queue overhead) and the peak RSS of
-each worker (``VmHWM`` from ``/proc/<pid>/status``, read just before the workers stop): flat when the
-per-record memory does not grow with the backlog.
+For each size N (default 100, 1000, 5000) on a fresh embedded AWS (moto server, the real template,
+default renditions 300x300 + 100x100), N tiny generated JPEGs (64x48) are uploaded and the clock runs
+until the ingest queue is empty and every rendition exists ("done s"). By default the uploads happen
+while the poller's workers run, as in production, so the queue stays shallow; ``--backlog`` uploads
+everything first and only then starts the workers (a true backlog: moto's SQS does O(queue depth)
+work per call, so on the embedded AWS a deep queue is slower than on real SQS, which is why the
+upload time is reported apart). Reports images/s, seconds per 1,000 images (constant when time grows
+linearly with work), the handler's own time per record and per 1,000 records (from the workers' log
+lines) and the peak RSS of each worker (``VmHWM`` from ``/proc/<pid>/status``, read just before the
+workers stop): flat when per-record memory does not grow with N. ``--budget`` skips sizes whose
+predicted time (from the previous size's rate) exceeds it.
 
-The upload time is reported separately and not counted: moto's SQS does O(queue depth) work per
-call, so filling a deep queue (and the first receives from it) is slower than on real SQS.
-``--budget`` skips sizes whose predicted drain time (from the previous size's rate) exceeds it.
-
-    python benchmarks/bench_load.py [--sizes 100 1000 5000] [--workers 2] [--budget 600]
+    python benchmarks/bench_load.py [--sizes 100 1000 5000] [--workers 2] [--budget 600] [--backlog]
 """
 
 from __future__ import annotations
@@ -71,7 +69,9 @@ def handler_durations_ms(log_dir: Path) -> list[float]:
     return durations
 
 
-def run_size(size: int, workers: int, images: list[bytes]) -> dict[str, float]:
+def run_size(size: int, workers: int, images: list[bytes], *, stream: bool) -> dict[str, float]:
+    """One backlog size. ``stream``: upload while the workers run (the queue stays shallow, so the
+    emulator's O(depth) SQS cost stays out); otherwise upload everything first, then start them."""
     with tempfile.TemporaryDirectory() as tmp:
         options = poller.WorkerOptions(log_dir=Path(tmp) / "logs")
         runtime = local.LocalRuntime(
@@ -81,24 +81,32 @@ def run_size(size: int, workers: int, images: list[bytes]) -> dict[str, float]:
             s3, sqs = runtime.client("s3"), runtime.client("sqs")
             source, dest = runtime.outputs["SourceBucketName"], runtime.outputs["DestinationBucketName"]
             queue = runtime.outputs["QueueUrl"]
-            start = time.perf_counter()
-            with ThreadPoolExecutor(8) as pool:
-                list(
-                    pool.map(
-                        lambda i: s3.put_object(
-                            Bucket=source, Key=f"original/load/{i:05d}.jpg", Body=images[i % len(images)]
-                        ),
-                        range(size),
-                    )
-                )
-            while queue_depth(sqs, queue)[0] < size:  # moto delivers notifications synchronously
-                time.sleep(0.2)
-            upload_seconds = time.perf_counter() - start
-
             mapping = poller.load_mapping(runtime.endpoint_url, runtime.region, runtime.outputs)
-            workers_ = poller.Poller(mapping, options, workers)
-            start = time.perf_counter()
-            workers_.start()
+            consumers = poller.Poller(mapping, options, workers)
+
+            def upload() -> float:
+                started = time.perf_counter()
+                with ThreadPoolExecutor(4 if stream else 8) as pool:
+                    list(
+                        pool.map(
+                            lambda i: s3.put_object(
+                                Bucket=source, Key=f"original/load/{i:05d}.jpg", Body=images[i % len(images)]
+                            ),
+                            range(size),
+                        )
+                    )
+                return time.perf_counter() - started
+
+            if stream:
+                start = time.perf_counter()
+                consumers.start()
+                upload_seconds = upload()
+            else:
+                upload_seconds = upload()
+                while queue_depth(sqs, queue)[0] < size:  # moto delivers notifications synchronously
+                    time.sleep(0.2)
+                start = time.perf_counter()
+                consumers.start()
             try:
                 expected = 2 * size
                 while True:
@@ -114,9 +122,9 @@ def run_size(size: int, workers: int, images: list[bytes]) -> dict[str, float]:
                         break
                     time.sleep(0.25)
                 drain_seconds = time.perf_counter() - start
-                peaks = [vm_hwm_mb(pid) or 0.0 for pid in workers_.pids]
+                peaks = [vm_hwm_mb(pid) or 0.0 for pid in consumers.pids]
             finally:
-                workers_.stop()
+                consumers.stop()
             print(file=sys.stderr)
             durations = handler_durations_ms(Path(tmp) / "logs")
     return {
@@ -137,32 +145,37 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--workers", type=int, default=2, help="poller worker processes (default 2)")
     parser.add_argument("--budget", type=float, default=600, help="skip sizes predicted to drain slower (s)")
+    parser.add_argument(
+        "--backlog",
+        action="store_true",
+        help="upload everything before the workers start (a true backlog: on the embedded AWS its "
+        "SQS costs grow with queue depth); default: upload while they run",
+    )
     args = parser.parse_args()
 
     images = [imagegen.photo_jpeg(64, 48, seed=i) for i in range(50)]
-    results: list[dict[str, float]] = []
-    for size in sorted(args.sizes):
-        if results:
-            predicted = results[-1]["s_per_1000"] * size / 1000
-            if predicted > args.budget:
-                print(
-                    f"skipping {size}: predicted {predicted:.0f} s > budget {args.budget:.0f} s",
-                    file=sys.stderr,
-                )
-                continue
-        results.append(run_size(size, args.workers, images))
-
-    print(f"backlog of tiny JPEGs (64x48), renditions 300x300 + 100x100, {args.workers} workers")
+    mode = "uploaded first, then drained" if args.backlog else "uploaded while the workers run"
+    print(f"tiny JPEGs (64x48), {mode}; renditions 300x300 + 100x100, {args.workers} workers")
     print(
-        f"{'backlog':>8} {'upload s':>9} {'drain s':>8} {'images/s':>9} {'s/1000':>7} "
-        f"{'handler ms/record':>18} {'handler s/1000':>15} {'worker peak RSS MB':>19}"
+        f"{'images':>8} {'upload s':>9} {'done s':>8} {'images/s':>9} {'s/1000':>7} "
+        f"{'handler ms/record':>18} {'handler s/1000':>15} {'worker peak RSS MB':>19}",
+        flush=True,
     )
-    for r in results:
+    previous: dict[str, float] | None = None
+    for size in sorted(args.sizes):
+        if previous is not None and previous["s_per_1000"] * size / 1000 > args.budget:
+            predicted = previous["s_per_1000"] * size / 1000
+            print(
+                f"{size:>8} skipped: predicted {predicted:.0f} s > --budget {args.budget:.0f} s", flush=True
+            )
+            continue
+        r = previous = run_size(size, args.workers, images, stream=not args.backlog)
         rss = f"{r['peak_min_mb']:.0f}-{r['peak_mb']:.0f}"
-        print(
+        print(  # row by row: a long run that is stopped still shows what it measured
             f"{r['size']:>8} {r['upload_s']:>9.1f} {r['drain_s']:>8.1f} {r['per_s']:>9.1f} "
             f"{r['s_per_1000']:>7.1f} {r['handler_ms_median']:>18.1f} "
-            f"{r['handler_s_per_1000']:>15.1f} {rss:>19}"
+            f"{r['handler_s_per_1000']:>15.1f} {rss:>19}",
+            flush=True,
         )
     return 0
 
