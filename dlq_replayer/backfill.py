@@ -183,19 +183,6 @@ def parse_suffixes(raw: str) -> tuple[str, ...]:
     return suffixes
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(raw: str) -> Any:
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError("must be more than 0")
-        return value
-
-    return convert
-
-
 def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -502,7 +489,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="list, filter and check, but send nothing")
     parser.add_argument(
-        "--rate", type=_positive(float), metavar="N", help="at most N messages per second (default: no limit)"
+        "--rate",
+        type=aws.positive(float),
+        metavar="N",
+        help="at most N messages per second (default: no limit)",
     )
     parser.add_argument(
         "--start-after",
@@ -511,7 +501,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-keys",
-        type=_positive(int),
+        type=aws.positive(int),
         metavar="N",
         help="stop after N listed keys and print the resume command (a trial run, or work in slices)",
     )

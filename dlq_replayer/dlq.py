@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -252,16 +251,6 @@ def _count(raw: str) -> int:
     return _whole(raw, 0)
 
 
-def _rate(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError("must be a positive number of messages per second")
-    return value
-
-
 def _visibility(raw: str) -> int:
     value = _whole(raw, 1)
     if value > MAX_VISIBILITY:
@@ -359,7 +348,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(sub, verb="replay")
     sub.add_argument("--dry-run", action="store_true", help="report what would move; change nothing")
     sub.add_argument(
-        "--rate", type=_rate, metavar="N", help="at most N messages per second (default: no limit)"
+        "--rate",
+        type=aws.positive(float),
+        metavar="N",
+        help="at most N messages per second (default: no limit)",
     )
     sub.add_argument(
         "--max-replays",
@@ -400,7 +392,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--dry-run", action="store_true", help="report what would be purged; change nothing")
     sub.add_argument(
-        "--rate", type=_rate, metavar="N", help="at most N deletes per second (default: no limit)"
+        "--rate",
+        type=aws.positive(float),
+        metavar="N",
+        help="at most N deletes per second (default: no limit)",
     )
     sub.set_defaults(dlq_run=_run_purge)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config as BotoConfig
+
+T = TypeVar("T", int, float)
 
 DEFAULT_STACK = "imgproc"
 DEFAULT_REGION = "us-east-1"
@@ -42,6 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_flag: bool = True) ->
 
 # The embedded AWS takes any credentials; a shell that only exported its endpoint has none.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+def positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse ``type=`` accepting only positive finite numbers of ``kind`` (int or float)."""
+
+    def convert(raw: str) -> T:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+        if not 0 < value < math.inf:  # type: ignore[operator]
+            raise argparse.ArgumentTypeError("must be a positive number")
+        return value
+
+    return convert
 
 
 def client(args: Any, service: str) -> Any:

@@ -203,16 +203,6 @@ def render(status: Status) -> str:
     return "\n".join(lines)
 
 
-def _positive_seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "The ingest queue's oldest age is CloudWatch's latest ApproximateAgeOfOldestMessage (unknown without "
@@ -222,7 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     aws.add_arguments(parser)
     parser.add_argument(
         "--watch",
-        type=_positive_seconds,
+        type=aws.positive(float),
         metavar="SECONDS",
         help="refresh every SECONDS until Ctrl-C (with --json: one object per line)",
     )
