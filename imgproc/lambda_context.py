@@ -25,7 +25,3 @@ class LocalContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-    @property
-    def timed_out(self) -> bool:
-        return self.get_remaining_time_in_millis() == 0
