@@ -10,6 +10,7 @@ Usage::
     imgproc backfill                                    # every key under the source prefix
     imgproc backfill --prefix original/2024/ --suffix .jpg,.png --since 7d --rate 200
     imgproc backfill --skip-current                     # HEAD the renditions first: stale keys only
+    imgproc backfill --max-backlog 2000                 # stay at most ~2,000 messages ahead of the function
     imgproc backfill --start-after 'original/m/…'       # resume where an earlier run stopped
 
 Listing is streamed (``ListObjectsV2`` pages of 1,000, in key order) and sent in ``SendMessageBatch``
@@ -27,6 +28,12 @@ every field of a real ``ObjectCreated`` record (key URL-encoded as S3 does, ETag
 (:data:`processor.events.BACKFILL_MARKER`), which the handler logs as ``backfill=true``. The event
 name is always ``ObjectCreated:Put``: the handler reconciles each key with its current state, so the
 name is only a hint.
+
+Pacing: ``--rate`` caps messages per second; ``--max-backlog N`` holds the sends back while the ingest
+queue has N or more messages waiting (:class:`~dlq_replayer.throughput.Backpressure`), so that a
+backfill of millions never runs more than about N messages ahead of the function, whatever speed it
+is consuming at: fresh uploads then wait behind at most N backfilled keys, not behind the whole
+backlog, and no backfilled message sits in the queue long enough to meet its retention period.
 
 Checkpoint and resume: the summary's ``last_key`` is the greatest key such that it and every key
 before it was enqueued, skipped or filtered out. Ctrl-C stops once the batch in flight is settled,
@@ -64,7 +71,7 @@ from urllib.parse import quote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlq_replayer.throughput import SQS_BATCH, Progress, RateLimiter, send_batch
+from dlq_replayer.throughput import SQS_BATCH, Backpressure, Progress, RateLimiter, send_batch
 from imgproc import aws
 from imgproc.function import load_function
 from processor import markers, storage
@@ -209,6 +216,7 @@ class Options:
     skip_current: bool = False
     dry_run: bool = False
     max_keys: int | None = None
+    max_backlog: int | None = None
 
 
 @dataclass
@@ -224,6 +232,7 @@ class Summary:
     stopped: str | None = None  # "interrupted", "max-keys", "send-failures", "error"
     error: str | None = None
     elapsed_seconds: float = 0.0
+    held_back_seconds: float = 0.0  # --max-backlog: time spent waiting for the queue to drain
 
 
 @dataclass
@@ -231,14 +240,19 @@ class BackfillProgress(Progress):
     """Progress of a listing of unknown length: keys listed, enqueued, skipped; no ETA."""
 
     summary: Summary = field(default_factory=Summary)
+    backpressure: Backpressure | None = None
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         s = self.summary
-        return (
+        text = (
             f"{self.label}: listed {s.listed:,} ({s.listed / elapsed:,.1f}/s), enqueued {s.enqueued:,}, "
             f"skipped {s.filtered + s.current:,}, failed {s.failed:,}; at {s.last_key or '(start)'}"
         )
+        gate = self.backpressure
+        if gate is not None and gate.waiting is not None:
+            text += f"; held back: {gate.waiting:,} waiting in the queue (--max-backlog {gate.limit:,})"
+        return text
 
 
 @dataclass
@@ -251,8 +265,9 @@ class _Pending:
 class Backfill:
     """One backfill run: list, filter, check, send in batches of 10, keep the checkpoint.
 
-    ``stop`` is checked after every key (so after every settled batch); setting it is how Ctrl-C
-    and tests end a run early with a clean checkpoint.
+    ``stop`` is checked after every key (so after every settled batch) and while held back by
+    ``--max-backlog``; setting it is how Ctrl-C and tests end a run early with a clean checkpoint.
+    ``backlog_poll``: seconds between reads of the queue's depth while held back.
     """
 
     def __init__(
@@ -267,12 +282,16 @@ class Backfill:
         stop: threading.Event | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         send_sleep: Callable[[float], None] = time.sleep,
+        backlog_poll: float = 1.0,
     ) -> None:
         self.s3, self.sqs, self.target, self.options = s3, sqs, target, options
         self.limiter = limiter or RateLimiter(None)
         self.summary = Summary(last_key=options.start_after)
         self.progress = progress
         self.stop = stop or threading.Event()
+        self.backpressure = Backpressure(
+            sqs, target.queue_url, options.max_backlog, poll=backlog_poll, stop=self.stop
+        )
         self._clock = clock
         self._send_sleep = send_sleep
         self._request_id = uuid.uuid4().hex[:16].upper()
@@ -367,6 +386,13 @@ class Backfill:
             self.summary.enqueued += len(pending)
             pending.clear()
             self._advance(self._examined)
+            return
+        redraw = (lambda: self.progress.advance(0)) if self.progress else None
+        room = self.backpressure.acquire(len(pending), on_wait=redraw)
+        self.summary.held_back_seconds = round(self.backpressure.waited_seconds, 3)
+        if not room:  # stopped while held back: nothing sent, the checkpoint stays before the batch
+            self._advance(pending[0].before)
+            pending.clear()
             return
         self.limiter.acquire(len(pending))
         result = send_batch(
@@ -495,6 +521,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most N messages per second (default: no limit)",
     )
     parser.add_argument(
+        "--max-backlog",
+        type=aws.positive(int),
+        metavar="N",
+        help="hold the sends back while the ingest queue has N or more messages waiting, so the "
+        "backfill stays about N messages ahead of the function and fresh uploads are not queued behind "
+        "it (default: no limit)",
+    )
+    parser.add_argument(
         "--start-after",
         metavar="KEY",
         help="resume: list only keys after KEY (the last_key a previous run printed)",
@@ -521,6 +555,7 @@ def run(args: argparse.Namespace) -> int:
         skip_current=args.skip_current,
         dry_run=args.dry_run,
         max_keys=args.max_keys,
+        max_backlog=args.max_backlog,
     )
     job = Backfill(
         s3=aws.client(args, "s3"),
@@ -529,7 +564,7 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         limiter=RateLimiter(args.rate),
     )
-    job.progress = BackfillProgress("backfill", summary=job.summary)
+    job.progress = BackfillProgress("backfill", summary=job.summary, backpressure=job.backpressure)
     with _CtrlCStops(job.stop):
         try:
             summary = job.run()
@@ -631,6 +666,8 @@ def resume_command(args: argparse.Namespace, options: Options, checkpoint: str |
         parts.append("--dry-run")
     if args.rate:
         parts += ["--rate", f"{args.rate:g}"]
+    if options.max_backlog:
+        parts += ["--max-backlog", str(options.max_backlog)]
     if args.json:
         parts.append("--json")
     return " ".join(parts)
@@ -664,6 +701,7 @@ def _report(args: argparse.Namespace, target: Target, options: Options, summary:
             "dry_run": options.dry_run,
             "rate": args.rate,
             "max_keys": options.max_keys,
+            "max_backlog": options.max_backlog,
             "listed": summary.listed,
             "filtered": summary.filtered,
             "current": summary.current,
@@ -675,6 +713,7 @@ def _report(args: argparse.Namespace, target: Target, options: Options, summary:
             "stopped": summary.stopped,
             "error": summary.error,
             "elapsed_seconds": summary.elapsed_seconds,
+            "held_back_seconds": summary.held_back_seconds,
             "resume": resume,
         }
         print(json.dumps(doc, ensure_ascii=False), flush=True)
@@ -710,6 +749,9 @@ def render(target: Target, options: Options, summary: Summary) -> str:
     width = max(len(f"{count:,}") for _, count, _ in rows)
     lines = [title]
     lines += [f"  {name:<9}{count:>{width},}  {note}".rstrip() for name, count, note in rows]
+    if options.max_backlog:
+        held = summary.held_back_seconds
+        lines.append(f"  held back {held:.1f}s in all (--max-backlog {options.max_backlog:,})")
     lines.append(f"  last key {summary.last_key or '(none)'}")
     for failure in summary.failures:
         lines.append(f"  failed: {failure['key']}: {failure['error']}")

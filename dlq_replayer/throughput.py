@@ -1,13 +1,16 @@
-"""What the operators' long-running commands share: a rate limit, progress with ETA, batch sends.
+"""What the operators' long-running commands share: a rate limit, back-pressure, progress with ETA,
+batch sends.
 
 `imgproc dlq replay`, `imgproc dlq purge` and `imgproc backfill` move thousands to millions of
-messages; these pieces keep them polite to SQS (``--rate``), visible to the operator (count, rate,
-ETA on a terminal) and honest about partial failures (per-entry results of ``SendMessageBatch``).
+messages; these pieces keep them polite to SQS (``--rate``) and to the consumers (``--max-backlog``:
+never run further ahead of them than a bound), visible to the operator (count, rate, ETA on a
+terminal) and honest about partial failures (per-entry results of ``SendMessageBatch``).
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +45,71 @@ class RateLimiter:
         if self._next > now:
             self._sleep(self._next - now)
         self._next = max(self._next, now) + count * self._interval
+
+
+class Backpressure:
+    """Holds a producer back while the queue already has ``limit`` or more messages waiting.
+
+    A backfill of millions of keys sent at full speed would put them all on the ingest queue at
+    once: fresh uploads would then wait behind the whole backlog, and messages could outlive the
+    queue's retention period before a consumer reaches them. With a limit, the producer runs at most
+    about ``limit`` messages ahead of the consumers, so the queue's age stays near ``limit`` divided
+    by the consumption rate. ``ApproximateNumberOfMessages`` (visible messages only: in-flight ones
+    are being worked on) is read once, then the room it showed is spent without asking again, so a
+    batch costs no extra request while there is room; when the room is spent the queue is read again
+    every ``poll`` seconds until it has drained below the limit. The count is approximate, and a
+    batch is sent whenever there is room for one message, so the queue may briefly hold up to
+    ``limit + 9``.
+    """
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        limit: int | None,
+        *,
+        poll: float = 1.0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        if limit is not None and limit <= 0:
+            raise ValueError("--max-backlog must be positive")
+        self.sqs, self.queue_url, self.limit, self.poll = sqs, queue_url, limit, poll
+        self.stop = stop or threading.Event()
+        self.waiting: int | None = None  # while held back: the depth last read
+        self.waited_seconds = 0.0
+        self._room = 0
+
+    def _depth(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    def acquire(self, count: int, on_wait: Callable[[], None] | None = None) -> bool:
+        """Wait until the queue has room, then take ``count`` of it. False: ``stop`` was set while
+        waiting, and nothing may be sent. ``on_wait`` is called after each read that found no room
+        (to redraw a progress line)."""
+        if self.limit is None:
+            return True
+        held_since: float | None = None
+        try:
+            while self._room <= 0:
+                depth = self._depth()
+                self._room = self.limit - depth
+                if self._room > 0:
+                    break
+                held_since = held_since or time.monotonic()
+                self.waiting = depth
+                if on_wait:
+                    on_wait()
+                if self.stop.wait(self.poll):
+                    return False
+        finally:
+            self.waiting = None
+            if held_since is not None:
+                self.waited_seconds += time.monotonic() - held_since
+        self._room -= count
+        return True
 
 
 @dataclass

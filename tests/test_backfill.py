@@ -29,7 +29,9 @@ import pytest
 from conftest import REGION
 
 from dlq_replayer import backfill
+from dlq_replayer.throughput import Backpressure
 from imgproc import aws, cli, function, poller, status
+from processor.config import Config
 from processor.events import BACKFILL_MARKER, parse_body
 
 # moto's CloudFormation skips the template's policies (imgproc.local_stack applies them for `up`).
@@ -236,6 +238,12 @@ def test_progress_line_counts_without_an_eta_and_stays_off_a_pipe() -> None:
     assert "ETA" not in line
     progress.close()
     assert stream.getvalue() == ""
+
+    gate = Backpressure(sqs=None, queue_url="", limit=1000)
+    progress.backpressure = gate
+    assert progress.line().endswith("failed 10; at original/k01499.jpg")  # not held back
+    gate.waiting = 1234  # held back: the line says why it does not move
+    assert progress.line().endswith("; held back: 1,234 waiting in the queue (--max-backlog 1,000)")
 
 
 # --- against the stack ---------------------------------------------------------------------------
@@ -525,3 +533,55 @@ def test_usage_and_stack_errors_exit_2_and_send_nothing(
     assert (code, out) == (2, "")
     assert err == "imgproc backfill: stack 'nope' not found; deploy it with `imgproc deploy`\n"
     assert depths(sqs, stack) == (0, 0)
+
+
+def test_max_backlog_keeps_the_backfill_a_bounded_distance_ahead_of_the_function(
+    stack: dict[str, str], s3: Any, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = [f"original/m/k{i:03d}.jpg" for i in range(95)]
+    put_tiny(s3, stack["SourceBucketName"], keys)
+    url = stack["QueueUrl"]
+    fn = function.load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
+    target = backfill.Target(
+        bucket=stack["SourceBucketName"], queue_url=url, region=REGION, config=Config.from_env(fn.environment)
+    )
+    consumer = boto3.client("sqs", region_name=REGION)  # the function: 5 messages per depth read
+    consumed: list[str] = []
+    depth_after_send: list[int] = []
+
+    def function_progresses(**_: Any) -> None:
+        messages = consumer.receive_message(QueueUrl=url, MaxNumberOfMessages=5).get("Messages", [])
+        if messages:
+            delete(consumer, url, messages)
+            consumed.extend(key_of(json.loads(m["Body"])["Records"][0]) for m in messages)
+
+    def observe(**_: Any) -> None:
+        depth_after_send.append(sum(status.queue_counts(consumer, url)))
+
+    producer = boto3.client("sqs", region_name=REGION)
+    producer.meta.events.register("before-call.sqs.GetQueueAttributes", function_progresses)
+    producer.meta.events.register("after-call.sqs.SendMessageBatch", observe)
+    job = backfill.Backfill(
+        s3=s3,
+        sqs=producer,
+        target=target,
+        options=backfill.Options(prefix="original/m/", max_backlog=20),
+        backlog_poll=0.001,
+    )
+    summary = job.run()
+
+    assert (summary.enqueued, summary.complete, summary.last_key) == (95, True, keys[-1])
+    assert max(depth_after_send) <= 20 + 9  # never further ahead than the limit and one batch
+    assert summary.held_back_seconds > 0
+    assert sorted(consumed + [key_of(r) for r in drain(sqs, stack)]) == keys  # each key once
+
+    # The option is in the report and in the resume command.
+    code, doc, _ = run_json(capsys, "--prefix", "original/m/", "--max-backlog", "500", "--max-keys", "40")
+    assert (code, doc["enqueued"], doc["max_backlog"], doc["held_back_seconds"]) == (0, 40, 500, 0.0)
+    assert doc["resume"] == (
+        f"imgproc backfill --start-after '{keys[39]}' --prefix original/m/ --max-backlog 500 --json"
+    )
+    drain(sqs, stack)
+    code, out, _ = run_backfill(capsys, "--prefix", "original/m/", "--max-backlog", "500")
+    assert "  held back 0.0s in all (--max-backlog 500)" in out.splitlines()
+    assert depths(sqs, stack) == (95, 0)

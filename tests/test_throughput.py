@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import Aws
 
-from dlq_replayer.throughput import Progress, RateLimiter, format_duration, send_batch
+from dlq_replayer.throughput import Backpressure, Progress, RateLimiter, format_duration, send_batch
 
 
 class FakeClock:
@@ -102,3 +102,64 @@ def test_an_unanswered_request_is_retried_then_reported(aws: Aws) -> None:
     assert result.sent == []
     assert result.failed[0].startswith("EndpointConnectionError")
     assert queue_depth(aws) == 0
+
+
+def fill(aws: Aws, count: int) -> None:
+    for start in range(0, count, 10):
+        entries = [{"MessageBody": f"m{i}"} for i in range(start, min(start + 10, count))]
+        assert send_batch(aws.sqs, aws.queue_url, entries).sent
+
+
+def consume(aws: Aws, count: int) -> None:
+    """What a consumer does: receive and delete ``count`` messages (at most 10)."""
+    messages = aws.sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=count)["Messages"]
+    entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+    assert not aws.sqs.delete_message_batch(QueueUrl=aws.queue_url, Entries=entries).get("Failed")
+
+
+def count_depth_reads(aws: Aws) -> list[int]:
+    reads: list[int] = []
+    aws.sqs.meta.events.register("before-call.sqs.GetQueueAttributes", lambda **_: reads.append(1))
+    return reads
+
+
+def test_backpressure_holds_until_the_queue_drains_below_the_limit(aws: Aws) -> None:
+    fill(aws, 25)
+    gate = Backpressure(aws.sqs, aws.queue_url, 20, poll=0)
+    seen: list[int | None] = []
+
+    def consumers_progress() -> None:  # called each time the gate finds no room
+        seen.append(gate.waiting)
+        consume(aws, 10)
+
+    assert gate.acquire(10, on_wait=consumers_progress)
+    assert seen == [25]  # held back once, at the depth it read; then 15 waiting: room for a batch
+    assert gate.waiting is None
+    assert gate.waited_seconds > 0
+    fill(aws, 10)  # the batch it let through: 25 waiting again, above the limit by less than a batch
+    assert queue_depth(aws) == 25
+
+
+def test_backpressure_spends_the_room_it_read_before_reading_again(aws: Aws) -> None:
+    reads = count_depth_reads(aws)
+    gate = Backpressure(aws.sqs, aws.queue_url, 100, poll=0)
+    for _ in range(10):
+        assert gate.acquire(10)
+        fill(aws, 10)
+    assert len(reads) == 1  # one read for ten batches
+    assert gate.acquire(10, on_wait=lambda: consume(aws, 10))  # full: read, wait, read again
+    assert len(reads) == 3
+    assert queue_depth(aws) == 90
+    assert gate.waited_seconds > 0
+
+
+def test_backpressure_gives_up_when_stopped_and_is_free_without_a_limit(aws: Aws) -> None:
+    fill(aws, 10)
+    gate = Backpressure(aws.sqs, aws.queue_url, 10, poll=0)
+    assert not gate.acquire(10, on_wait=gate.stop.set)
+    assert gate.waiting is None
+
+    reads = count_depth_reads(aws)
+    unlimited = Backpressure(aws.sqs, aws.queue_url, None)
+    assert all(unlimited.acquire(10) for _ in range(100))
+    assert reads == []
