@@ -9,17 +9,16 @@ behind it, in this process) enqueues the whole backlog; the clock stops when the
 empty and every rendition exists ("done s").
 
 By default the backfill runs with ``--max-backlog 100``, as an operator would backfill millions: it
-stays 100 messages ahead of the workers. That matters twice on the embedded AWS, because moto's SQS
+stays 100 messages ahead of the workers. That matters more on the embedded AWS, because moto's SQS
 does O(queue depth) work per call (SendMessage evaluates every queue attribute, three of them by a
 scan of every message, to read one flag), so a deep queue makes every call slower there, unlike
 on real SQS. ``--max-backlog 0`` enqueues everything at once and shows that cost.
 
 Printed per size: images/s; seconds per 1,000 images and its ratio to the smallest size's (1.00
 when time grows linearly with work); the handler's own time per record (median, from the workers'
-JSON log lines: the pipeline's work, without the queue) and its total per 1,000; the deepest queue
-seen; the peak RSS of each worker (``VmHWM`` from ``/proc/<pid>/status``, read before they stop):
-flat when memory does not grow with N. ``--budget`` skips sizes predicted (from the previous size's
-rate) to take longer.
+JSON log lines: the pipeline's work, without the queue); the deepest queue seen; the peak RSS of
+each worker (``VmHWM`` from ``/proc/<pid>/status``, read before they stop): flat when memory does
+not grow with N. ``--budget`` skips sizes predicted (from the previous size's rate) to take longer.
 
     python benchmarks/bench_load.py [--sizes 100 1000 5000] [--workers 2] [--max-backlog 100]
 """
@@ -155,7 +154,6 @@ def run_size(size: int, workers: int, images: list[bytes], max_backlog: int | No
         "per_s": size / done_seconds,
         "s_per_1000": done_seconds / size * 1000,
         "handler_ms_median": statistics.median(durations) if durations else float("nan"),
-        "handler_s_per_1000": sum(durations) / 1000 / size * 1000,
         "deepest": deepest,
         "peak_mb": max(peaks),
         "peak_min_mb": min(peaks),
@@ -183,7 +181,7 @@ def main() -> int:
     )
     print(
         f"{'images':>7} {'done s':>7} {'images/s':>9} {'s/1000':>7} {'vs linear':>9} "
-        f"{'handler ms/record':>18} {'handler s/1000':>15} {'deepest queue':>14} {'worker peak RSS MB':>19}",
+        f"{'handler ms/record':>18} {'deepest queue':>14} {'worker peak RSS MB':>19}",
         flush=True,
     )
     first: dict[str, float] | None = None
@@ -199,7 +197,7 @@ def main() -> int:
         print(  # row by row: a long run that is stopped still shows what it measured
             f"{r['size']:>7} {r['done_s']:>7.1f} {r['per_s']:>9.1f} {r['s_per_1000']:>7.1f} "
             f"{r['s_per_1000'] / first['s_per_1000']:>8.2f}x {r['handler_ms_median']:>18.1f} "
-            f"{r['handler_s_per_1000']:>15.1f} {r['deepest']:>14} {rss:>19}",
+            f"{r['deepest']:>14} {rss:>19}",
             flush=True,
         )
     return 0
