@@ -79,7 +79,7 @@ class LocalRuntime:
             progress=progress,
         )
         mapping = poller.load_mapping(self.endpoint_url, self.region, self.outputs)
-        self._poller = poller.Poller(mapping, self._options, self._workers)
+        self._poller = poller.Poller(mapping, self._options, self._workers, on_restart=_report_restart)
         self._poller.start()
         return self
 
@@ -116,6 +116,17 @@ class LocalRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _report_restart(index: int, exitcode: int) -> None:
+    how = f"exited with status {exitcode}"
+    if exitcode < 0:
+        how = f"was killed by {signal.Signals(-exitcode).name}"
+    lead = "\n" if sys.stderr.isatty() else ""  # below the live counters line
+    progress(
+        f"{lead}worker {index} {how}; started a new one (the batch it held comes back after the "
+        "queue's visibility timeout)"
+    )
 
 
 def counters_line(totals: dict[str, int]) -> str:

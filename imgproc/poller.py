@@ -5,7 +5,10 @@ its batching window, invokes ``processor.handler.lambda_handler`` with the exact
 and a context counting down from the function's timeout, then deletes every message that is not in
 ``batchItemFailures``. Failed messages are left alone: they come back after the visibility timeout,
 and SQS's redrive moves them to the DLQ after ``maxReceiveCount``. A handler exception, a response
-naming an unknown message, or a run past the timeout fails the whole batch, as in Lambda.
+naming an unknown message, or a run past the timeout fails the whole batch, as in Lambda. A worker
+process that dies (killed, out of memory, a crash in a native library) is replaced, as Lambda replaces
+an execution environment whose runtime exited: the batch it held comes back after the visibility
+timeout, and polling goes on at full strength meanwhile.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -270,37 +274,76 @@ def _poll_until_stopped(
 
 
 class Poller:
-    """``workers`` processes running :func:`worker_main`; :meth:`stop` lets in-flight batches finish."""
+    """``workers`` processes running :func:`worker_main`, each replaced if it dies; :meth:`stop` lets
+    in-flight batches finish.
 
-    def __init__(self, mapping: Mapping, options: WorkerOptions, workers: int = 2) -> None:
-        context = multiprocessing.get_context("spawn")  # no inherited threads, sockets or moto state
-        self._stop = context.Event()
-        self.stats = context.Queue()
-        self._processes = [
-            context.Process(
-                target=worker_main,
-                args=(i, mapping, options, self._stop, self.stats),
-                name=f"imgproc-worker-{i}",
-                daemon=True,
-            )
-            for i in range(workers)
-        ]
+    ``on_restart(index, exitcode)`` is called (from the supervising thread) when worker ``index``
+    died with ``exitcode`` (negative: killed by that signal) and a new one was started in its place.
+    """
+
+    def __init__(
+        self,
+        mapping: Mapping,
+        options: WorkerOptions,
+        workers: int = 2,
+        *,
+        on_restart: Callable[[int, int], None] | None = None,
+        check_interval: float = 0.5,
+    ) -> None:
+        self._context = multiprocessing.get_context("spawn")  # no inherited threads, sockets or moto state
+        self._mapping, self._options = mapping, options
+        self._stop = self._context.Event()
+        self.stats = self._context.Queue()
+        self._processes = [self._process(i) for i in range(workers)]
+        self._lock = threading.Lock()
+        self._on_restart = on_restart
+        self._check_interval = check_interval
+        self._supervisor = threading.Thread(target=self._supervise, name="poller-supervisor", daemon=True)
+        self.restarts = 0
+
+    def _process(self, index: int) -> Any:
+        return self._context.Process(
+            target=worker_main,
+            args=(index, self._mapping, self._options, self._stop, self.stats),
+            name=f"imgproc-worker-{index}",
+            daemon=True,
+        )
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self._processes if p.pid is not None]
+        with self._lock:
+            return [p.pid for p in self._processes if p.pid is not None]
 
     def start(self) -> None:
         for process in self._processes:
             process.start()
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(self._check_interval):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                for index, process in enumerate(self._processes):
+                    if process.exitcode is None:
+                        continue
+                    replacement = self._process(index)
+                    replacement.start()
+                    self._processes[index] = replacement
+                    self.restarts += 1
+                    if self._on_restart:
+                        self._on_restart(index, process.exitcode)
 
     def stop(self, timeout: float = 120.0) -> None:
         """Ask workers to stop after their current batch; wait; terminate any that do not."""
         self._stop.set()
+        if self._supervisor.is_alive():
+            self._supervisor.join()
         deadline = time.monotonic() + timeout
-        for process in self._processes:
+        started = [process for process in self._processes if process.pid is not None]
+        for process in started:
             process.join(max(0.1, deadline - time.monotonic()))
-        for process in self._processes:
+        for process in started:
             if process.is_alive():
                 process.terminate()
                 process.join(5)

@@ -5,9 +5,9 @@ with its error class: never lost, never looping. ``make test`` runs a short vers
 ``IMGPROC_CHAOS_UPLOADS=60``, faults only, well under a minute); ``make chaos`` a long one
 (``IMGPROC_CHAOS_UPLOADS=400``), which also SIGKILLs one of the two worker processes mid-run.
 
-Why the short version does not kill a worker: the Poller does not restart a dead worker, and the
-messages the dead one held come back only after the queue's visibility timeout, which the template
-sets to 6x the function timeout. Even with ``Timeout=10`` (the smallest allowed, used here) that is
+Why the short version does not kill a worker: the Poller replaces a dead worker within a second, but
+the messages the dead one held come back only after the queue's visibility timeout, which the
+template sets to 6x the function timeout. Even with ``Timeout=10`` (the smallest allowed, used here) that is
 60 s of waiting, too long for ``make test``. The long version waits for it (the drain timeout covers
 visibility + margin) and so proves that the killed worker's in-flight messages come back and finish.
 ``IMGPROC_CHAOS_KILL=1`` or ``0`` forces the kill on or off whatever the size.
@@ -350,6 +350,7 @@ def test_chaos_every_upload_ends_rendered_or_dead_lettered(chaos: Run) -> None:
         "retried (batch item failures)": totals.get("retried", 0),
         "record errors from injected faults": injected,
         "worker killed (pid)": chaos.killed or 0,
+        "workers running at the end": len(rt.worker_pids),
         "seconds to drain": round(chaos.drained_after, 1),
         "lost": len(problems),
     }
@@ -359,6 +360,8 @@ def test_chaos_every_upload_ends_rendered_or_dead_lettered(chaos: Run) -> None:
     (chaos.log_dir.parent / "chaos-accounting.txt").write_text(report + "\n".join(problems))
 
     assert problems == []
+    assert len(rt.worker_pids) == 2
+    assert chaos.killed not in rt.worker_pids  # the killed one was replaced
     assert totals.get("retried", 0) > 0  # the faults did happen
     assert injected > 0
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,28 @@ def test_upload_with_boto3_renders_every_rendition(runtime: local.LocalRuntime) 
     meta = marker(runtime, "resized/300x300/e2e/boto3 photo.jpg")
     assert meta is not None
     assert meta["source-key"] == "original/e2e/boto3%20photo.jpg"
+
+
+def test_dead_workers_are_replaced_and_polling_goes_on(
+    runtime: local.LocalRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = runtime.worker_pids
+    assert len(dead) == 2
+    for pid in dead:  # both, idle: nothing would consume without a replacement
+        os.kill(pid, signal.SIGKILL)
+
+    eventually(lambda: len(runtime.worker_pids) == 2 and not set(runtime.worker_pids) & set(dead))
+    # A long poll a dead worker had open still runs on the server for up to WaitTimeSeconds (1 s) and
+    # would take a message sent meanwhile into flight until the visibility timeout: let it end.
+    time.sleep(2.5)
+    etag = upload(runtime, "original/e2e/after-the-kill.jpg", imagegen.photo_jpeg(320, 240))
+    eventually(lambda: renditions_of(runtime, "e2e/after-the-kill.jpg", etag))
+    reports = [line for line in capsys.readouterr().err.splitlines() if "was killed by SIGKILL" in line]
+    assert sorted(reports) == [
+        f"worker {i} was killed by SIGKILL; started a new one (the batch it held comes back after the "
+        "queue's visibility timeout)"
+        for i in (0, 1)
+    ]
 
 
 def test_upload_with_the_aws_cli(runtime: local.LocalRuntime, tmp_path: Path) -> None:
