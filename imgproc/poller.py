@@ -224,6 +224,9 @@ class _LogTap:
             self.outcomes[name] = self.outcomes.get(name, 0) + 1
 
 
+SUPERVISE_INTERVAL = 0.5  # seconds between checks for a dead worker
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     log_dir: Path
@@ -288,7 +291,6 @@ class Poller:
         workers: int = 2,
         *,
         on_restart: Callable[[int, int], None] | None = None,
-        check_interval: float = 0.5,
     ) -> None:
         self._context = multiprocessing.get_context("spawn")  # no inherited threads, sockets or moto state
         self._mapping, self._options = mapping, options
@@ -297,9 +299,7 @@ class Poller:
         self._processes = [self._process(i) for i in range(workers)]
         self._lock = threading.Lock()
         self._on_restart = on_restart
-        self._check_interval = check_interval
         self._supervisor = threading.Thread(target=self._supervise, name="poller-supervisor", daemon=True)
-        self.restarts = 0
 
     def _process(self, index: int) -> Any:
         return self._context.Process(
@@ -320,7 +320,7 @@ class Poller:
         self._supervisor.start()
 
     def _supervise(self) -> None:
-        while not self._stop.wait(self._check_interval):
+        while not self._stop.wait(SUPERVISE_INTERVAL):
             with self._lock:
                 if self._stop.is_set():
                     return
@@ -330,7 +330,6 @@ class Poller:
                     replacement = self._process(index)
                     replacement.start()
                     self._processes[index] = replacement
-                    self.restarts += 1
                     if self._on_restart:
                         self._on_restart(index, process.exitcode)
 
