@@ -20,6 +20,7 @@ import contextvars
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,6 @@ class RecordReport:
 class MessageOutcome:
     message_id: str
     status: str  # OK, DEAD_LETTERED or FAILED
-    error: ProcessingError | None = None
     records: list[RecordReport] = field(default_factory=list)
 
 
@@ -98,7 +98,7 @@ def process_batch(
         if remaining_ms() < config.deadline_margin_ms:
             error = DeadlineExceeded(f"under {config.deadline_margin_ms} ms left; not started")
             log.warning("record.deferred", outcome=RETRY, error_class=error.error_class)
-            return MessageOutcome(message.message_id, FAILED, error, [RecordReport(RETRY, error.error_class)])
+            return MessageOutcome(message.message_id, FAILED, [RecordReport(RETRY, error.error_class)])
         return _process_message(message, config, s3, sqs, log, followups=followups)
 
     if not messages:
@@ -121,10 +121,10 @@ def _process_message(
         return _dead_letter(message, error, config=config, sqs=sqs, log=log, records=[report])
     if notification.test_event:
         log.info("record.ignored", outcome="ignored", reason="s3-test-event")
-        return MessageOutcome(message.message_id, OK, None, [RecordReport("ignored")])
+        return MessageOutcome(message.message_id, OK, [RecordReport("ignored")])
 
     reports: list[RecordReport] = []
-    transient: ProcessingError | None = None
+    transient = False
     permanent: list[tuple[ObjectRef, Result, ProcessingError]] = []
     for ref in notification.refs:
         result = Result(Outcome.SKIPPED)
@@ -133,13 +133,13 @@ def _process_message(
         )
         reports.append(report)
         if error is not None and error.transient:
-            transient = transient or error
+            transient = True
         elif error is not None:
             permanent.append((ref, result, error))
     # A transient failure wins: the retry may well clear it, and the permanent one is re-found then.
     if transient:
         _settle_failed(reports, RETRY)
-        return MessageOutcome(message.message_id, FAILED, transient, reports)
+        return MessageOutcome(message.message_id, FAILED, reports)
     if permanent:
         return _dead_letter(
             message,
@@ -151,7 +151,7 @@ def _process_message(
             followups=followups,
             failed_sources=permanent,
         )
-    return MessageOutcome(message.message_id, OK, None, reports)
+    return MessageOutcome(message.message_id, OK, reports)
 
 
 def _process_record(
@@ -169,6 +169,7 @@ def _process_record(
     context = {"bucket": ref.bucket, "key": ref.key, "event_name": ref.event_name, "backfill": ref.backfill}
     with (
         structlog.contextvars.bound_contextvars(**context),
+        _unbound_on_exit("source_etag"),  # bound by reconcile once it knows the source
         tracing.subsegment("record", key_prefix=ref.key.rpartition("/")[0] + "/") as segment,
     ):
         try:
@@ -177,9 +178,7 @@ def _process_record(
             error = classify(exc)
             _log_failure(log, error, exc, outcome=RETRY if error.transient else DEAD_LETTERED)
             tracing.annotate(segment, outcome="failed", error_class=error.error_class)
-            report = RecordReport("failed", error.error_class, _ms_since(started))
-            structlog.contextvars.unbind_contextvars("source_etag")
-            return report, error
+            return RecordReport("failed", error.error_class, _ms_since(started)), error
         report = RecordReport(
             result.outcome.value,
             duration_ms=_ms_since(started),
@@ -202,8 +201,17 @@ def _process_record(
             outcome=result.outcome.value,
             metadata={"source_bytes": report.source_bytes, "output_bytes": report.output_bytes},
         )
-        structlog.contextvars.unbind_contextvars("source_etag")
         return report, None
+
+
+@contextmanager
+def _unbound_on_exit(name: str) -> Iterator[None]:
+    """Unbind the log context variable ``name`` when the block ends, however it ends: a variable
+    bound deeper down must not reach the next record's lines."""
+    try:
+        yield
+    finally:
+        structlog.contextvars.unbind_contextvars(name)
 
 
 def _redelivered(message: SqsMessage) -> bool:
@@ -238,7 +246,7 @@ def _dead_letter(
         # Without DLQ_URL we cannot park it ourselves: let SQS retry and redrive it.
         log.warning("dead_letter.unconfigured", outcome=RETRY, error_class=error.error_class)
         _settle_failed(records, RETRY)
-        return MessageOutcome(message.message_id, FAILED, error, records)
+        return MessageOutcome(message.message_id, FAILED, records)
     if followups is not None:
         # Before the DLQ send: if announcing or recording fails, the whole message is retried rather
         # than dead-lettered now and again on the retry.
@@ -249,13 +257,13 @@ def _dead_letter(
         except Exception as exc:
             _log_failure(log, classify(exc), exc, outcome=RETRY, stage="dead-letter-followups")
             _settle_failed(records, RETRY)
-            return MessageOutcome(message.message_id, FAILED, classify(exc), records)
+            return MessageOutcome(message.message_id, FAILED, records)
     try:
         dead_letter.send(sqs, config.dlq_url, message, error)
     except Exception as exc:  # the record stays in the batch failures: nothing is lost
         _log_failure(log, classify(exc), exc, outcome=RETRY, stage="dead-letter")
         _settle_failed(records, RETRY)
-        return MessageOutcome(message.message_id, FAILED, error, records)
+        return MessageOutcome(message.message_id, FAILED, records)
     log.warning(
         "record.dead_lettered",
         outcome=DEAD_LETTERED,
@@ -264,7 +272,7 @@ def _dead_letter(
         keys=[ref.key for ref, _, _ in failed_sources],  # the record lines before it name them too
     )
     _settle_failed(records, DEAD_LETTERED)
-    return MessageOutcome(message.message_id, DEAD_LETTERED, error, records)
+    return MessageOutcome(message.message_id, DEAD_LETTERED, records)
 
 
 def _log_failure(log: Any, error: ProcessingError, exc: BaseException, *, outcome: str, **extra: Any) -> None:

@@ -10,8 +10,8 @@ import enum
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, TypeVar
 
 from processor.spec import Fit, OutputFormat, Size, Watermark, WatermarkPosition
 
@@ -21,6 +21,7 @@ E = TypeVar("E", bound=enum.Enum)
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+_UNSET = object()  # _Parser.get: nothing usable in the environment, the field's default applies
 
 
 class ConfigError(ValueError):
@@ -55,36 +56,20 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
-        """Parse ``env`` (default ``os.environ``); raise :class:`ConfigError` naming every bad variable."""
+        """Parse ``env`` (default ``os.environ``); raise :class:`ConfigError` naming every bad variable.
+
+        An unset (or empty) variable leaves its field's default; a field without one is required.
+        """
         env = os.environ if env is None else env
         parser = _Parser(env)
-        config = cls(
-            dest_bucket=parser.get("DEST_BUCKET", str, required=True),
-            source_bucket=parser.get("SOURCE_BUCKET", str, None),
-            source_prefix=parser.get("SOURCE_PREFIX", _prefix, "original/"),
-            dest_prefix=parser.get("DEST_PREFIX", _prefix, "resized/"),
-            sizes=parser.get("SIZES", _sizes, (Size(100, 100), Size(300, 300))),
-            fit=parser.get("FIT", _choice(Fit), Fit.CONTAIN),
-            output_format=parser.get("OUTPUT_FORMAT", _output_format, None),
-            quality=parser.get("QUALITY", _int_between(1, 100), 85),
-            max_pixels=parser.get("MAX_PIXELS", _int_between(1, 2**40), 100_000_000),
-            max_source_bytes=parser.get("MAX_SOURCE_BYTES", _int_between(1, 5 * 2**40), 104_857_600),
-            dlq_url=parser.get("DLQ_URL", str, None),
-            delete_on_remove=parser.get("DELETE_ON_REMOVE", _bool, True),
-            watermark_text=parser.get("WATERMARK_TEXT", _watermark_text, None),
-            watermark_position=parser.get(
-                "WATERMARK_POSITION", _choice(WatermarkPosition), WatermarkPosition.BOTTOM_RIGHT
-            ),
-            watermark_opacity=parser.get("WATERMARK_OPACITY", _opacity, 0.5),
-            watermark_min_size=parser.get("WATERMARK_MIN_SIZE", _int_between(0, 10000), 150),
-            catalog_table=parser.get("CATALOG_TABLE", str, None),
-            notify_topic_arn=parser.get("NOTIFY_TOPIC_ARN", str, None),
-            log_level=parser.get("LOG_LEVEL", _choice_of(_LOG_LEVELS), "INFO"),
-            concurrency=parser.get("CONCURRENCY", _int_between(1, 64), 4),
-            deadline_margin_ms=parser.get("DEADLINE_MARGIN_MS", _int_between(0, 900_000), 5_000),
-            cache_control=parser.get("CACHE_CONTROL", str, "public, max-age=86400"),
-        )
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            variable, convert = _VARIABLES[f.name]
+            value = parser.get(variable, convert, required=f.default is MISSING)
+            if value is not _UNSET:
+                values[f.name] = value
         parser.raise_if_invalid()
+        config = cls(**values)
         if config.source_prefix.startswith(config.dest_prefix) or config.dest_prefix.startswith(
             config.source_prefix
         ):
@@ -106,19 +91,7 @@ class Config:
 
 def variable_names() -> tuple[str, ...]:
     """Every environment variable :meth:`Config.from_env` reads, in order."""
-    env = _RecordingEnv({"DEST_BUCKET": "-"})
-    Config.from_env(env)
-    return tuple(env.seen)
-
-
-class _RecordingEnv(dict[str, str]):
-    def __init__(self, values: dict[str, str]) -> None:
-        super().__init__(values)
-        self.seen: list[str] = []
-
-    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        self.seen.append(key)
-        return super().get(key, default)
+    return tuple(variable for variable, _ in _VARIABLES.values())
 
 
 class _Parser:
@@ -128,19 +101,18 @@ class _Parser:
         self._env = env
         self._problems: list[str] = []
 
-    def get(
-        self, name: str, convert: Callable[[str], T], default: T | None = None, *, required: bool = False
-    ):
+    def get(self, name: str, convert: Callable[[str], T], *, required: bool = False) -> T | object:
+        """The converted value, or :data:`_UNSET` when the variable is unset or invalid."""
         raw = self._env.get(name, "").strip()
         if not raw:  # CloudFormation cannot omit a variable conditionally: empty means unset
             if required:
                 self._problems.append(f"{name} is required")
-            return default
+            return _UNSET
         try:
             return convert(raw)
         except ValueError as exc:
             self._problems.append(f"{name}={raw!r}: {exc}")
-            return default
+            return _UNSET
 
     def raise_if_invalid(self) -> None:
         if self._problems:
@@ -228,3 +200,30 @@ def _output_format(raw: str) -> OutputFormat | None:
         return OutputFormat(raw.lower())
     except ValueError:
         raise ValueError(f"expected auto or one of {', '.join(f.value for f in OutputFormat)}") from None
+
+
+# Each field of Config: the environment variable that sets it and how its text is read.
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "dest_bucket": ("DEST_BUCKET", str),
+    "source_bucket": ("SOURCE_BUCKET", str),
+    "source_prefix": ("SOURCE_PREFIX", _prefix),
+    "dest_prefix": ("DEST_PREFIX", _prefix),
+    "sizes": ("SIZES", _sizes),
+    "fit": ("FIT", _choice(Fit)),
+    "output_format": ("OUTPUT_FORMAT", _output_format),
+    "quality": ("QUALITY", _int_between(1, 100)),
+    "max_pixels": ("MAX_PIXELS", _int_between(1, 2**40)),
+    "max_source_bytes": ("MAX_SOURCE_BYTES", _int_between(1, 5 * 2**40)),
+    "dlq_url": ("DLQ_URL", str),
+    "delete_on_remove": ("DELETE_ON_REMOVE", _bool),
+    "watermark_text": ("WATERMARK_TEXT", _watermark_text),
+    "watermark_position": ("WATERMARK_POSITION", _choice(WatermarkPosition)),
+    "watermark_opacity": ("WATERMARK_OPACITY", _opacity),
+    "watermark_min_size": ("WATERMARK_MIN_SIZE", _int_between(0, 10000)),
+    "catalog_table": ("CATALOG_TABLE", str),
+    "notify_topic_arn": ("NOTIFY_TOPIC_ARN", str),
+    "log_level": ("LOG_LEVEL", _choice_of(_LOG_LEVELS)),
+    "concurrency": ("CONCURRENCY", _int_between(1, 64)),
+    "deadline_margin_ms": ("DEADLINE_MARGIN_MS", _int_between(0, 900_000)),
+    "cache_control": ("CACHE_CONTROL", str),
+}

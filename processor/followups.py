@@ -41,8 +41,8 @@ to the handler.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +57,6 @@ from processor.renditions import Candidate
 # is read only when its header does not fit (JPEGs with large EXIF/ICC/XMP segments).
 _HEADER_BYTES = 256 * 1024
 
-Stage = Callable[[str], AbstractContextManager[Any]]
-
 
 @dataclass(frozen=True)
 class Chosen:
@@ -66,11 +64,6 @@ class Chosen:
 
     candidate: Candidate  # the key and recipe digest in force
     output: imaging.Rendered | None = None
-    head: storage.RenditionHead | None = None
-
-
-def _no_stage(name: str) -> AbstractContextManager[None]:
-    return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -111,7 +104,7 @@ class Followups:
         info: imaging.SourceInfo,
         chosen: Sequence[Chosen],
         *,
-        stage: Stage = _no_stage,
+        stage: imaging.Stage = imaging.no_stage,
     ) -> None:
         """Announce and record a source whose renditions were (partly) rendered just now."""
         with stage("describe"):
@@ -144,7 +137,7 @@ class Followups:
         chosen: Sequence[Chosen],
         *,
         redelivered: bool,
-        stage: Stage = _no_stage,
+        stage: imaging.Stage = imaging.no_stage,
     ) -> None:
         """Every rendition was current: complete whatever an earlier attempt left undone (module doc)."""
         recipe = _recipe(chosen)
@@ -280,9 +273,7 @@ class Followups:
         except ProcessingError as exc:
             if len(data) >= source.size:
                 raise CatalogFailed(f"cannot identify the source for the catalog: {exc}") from None
-        data = storage.get_source(
-            self.s3, ref.bucket, ref.key, source.etag, max(source.size, self.config.max_source_bytes)
-        )
+        data = storage.get_source(self.s3, ref.bucket, ref.key, source.etag, self.config.max_source_bytes)
         try:
             return imaging.probe(data)
         except ProcessingError as exc:

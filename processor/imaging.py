@@ -170,10 +170,10 @@ def render_source(
     data: bytes, specs: Sequence[RenditionSpec], *, max_pixels: int, stage: Stage | None = None
 ) -> Rendering:
     """:func:`render`, also returning what the source is (for the catalog): same checks, same errors."""
-    stage = stage or _no_stage
+    stage = stage or no_stage
     with stage("decode"):
         source = _decode(data, specs, max_pixels)
-    return Rendering(source.info, _render_all(source, specs, stage) if specs else [])
+    return Rendering(source.info, _render_all(source, specs, stage))
 
 
 def probe(data: bytes, *, max_pixels: int = 2**40) -> SourceInfo:
@@ -186,13 +186,19 @@ def probe(data: bytes, *, max_pixels: int = 2**40) -> SourceInfo:
     im = _identify(_Stream(data), data, max_pixels)
     fmt = im.format or "image"
     orientation = 1 if fmt == "PNG" and "exif" not in im.info else _orientation(im)
-    width, height = im.size
+    return _source_info(fmt, im.size, orientation)
+
+
+def _source_info(fmt: str, stored: tuple[int, int], orientation: int) -> SourceInfo:
+    """What the source is as a viewer shows it: orientations 5-8 swap width and height."""
+    width, height = stored
     if orientation >= 5:
         width, height = height, width
     return SourceInfo("jpeg" if fmt == "MPO" else fmt.lower(), width, height)
 
 
-def _no_stage(name: str) -> AbstractContextManager[None]:
+def no_stage(name: str) -> AbstractContextManager[None]:
+    """A :data:`Stage` that neither times nor traces."""
     return nullcontext()
 
 
@@ -259,7 +265,7 @@ def _decode(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> _So
             # EXIF comes with the header: orientation first, so that draft knows the output sizes.
             orientation = _orientation(im)
             plans = [_plan(spec, full_size, orientation) for spec in specs]
-            scale = _draft(im, plans)
+            scale = _draft(im, plans) if plans else (1.0, 1.0)
         stream.armed = True
         limit = Image.MAX_IMAGE_PIXELS  # read, never written
         with _pillow_warnings_silenced(limit is not None and full_size[0] * full_size[1] > limit):
@@ -272,8 +278,7 @@ def _decode(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> _So
         working, has_alpha = _working(im)
     working.info = {}  # nothing from the source (EXIF, XMP, comments, profile) reaches an output
     base = _Layer(working, (0.0, 0.0, float(full_size[0]), float(full_size[1])), scale)
-    shown = (full_size[1], full_size[0]) if orientation >= 5 else full_size
-    info = SourceInfo("jpeg" if fmt == "MPO" else fmt.lower(), *shown)
+    info = _source_info(fmt, full_size, orientation)
     return _Source(base, plans, orientation, has_alpha, icc_profile, info)
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import enum
 import functools
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,6 @@ class Outcome(enum.Enum):
 class Result:
     outcome: Outcome
     reason: str | None = None
-    source_etag: str | None = None
     source: storage.SourceHead | None = None  # the source's HEAD, once known
     source_bytes: int = 0
     renditions: list[imaging.Rendered] = field(default_factory=list)
@@ -95,7 +94,7 @@ def reconcile(
         return _remove_renditions(
             ref, config, s3, plans, result=result, stage=stage, followups=followups, checked_at=checked_at
         )
-    result.source, result.source_etag = source, source.etag
+    result.source = source
     structlog.contextvars.bind_contextvars(source_etag=source.etag)  # on every later line of the record
     if source.size > config.max_source_bytes:
         raise ImageTooLarge(
@@ -106,7 +105,7 @@ def reconcile(
         stale, existing, current = _stale_plans(s3, config.dest_bucket, plans, source.etag)
     if not stale:
         if followups is not None:
-            chosen = [Chosen(candidate, head=head) for candidate, head in current.values()]
+            chosen = [Chosen(candidate) for candidate in current.values()]
             followups.after_skip(ref, source, chosen, redelivered=redelivered, stage=stage)
         return result
 
@@ -116,7 +115,7 @@ def reconcile(
     rendering = imaging.render_source(
         data, [plans[i].spec for i in stale], max_pixels=config.max_pixels, stage=stage
     )
-    chosen_by_plan = {i: Chosen(candidate, head=head) for i, (candidate, head) in current.items()}
+    chosen_by_plan = {i: Chosen(candidate) for i, candidate in current.items()}
     with stage("put"):
         for index, output in zip(stale, rendering.renditions, strict=True):
             plan = plans[index]
@@ -128,7 +127,7 @@ def reconcile(
                 output.data,
                 content_type=output.format.content_type,
                 cache_control=config.cache_control,
-                metadata=markers.build(ref.key, source.etag, output.spec.digest()),
+                metadata=markers.build(ref.key, source.etag, candidate.digest),
             )
             chosen_by_plan[index] = Chosen(candidate, output=output)
             # `auto` may have switched between JPEG and PNG since the last render.
@@ -152,20 +151,23 @@ def reconcile(
 
 def _stale_plans(
     s3: Any, bucket: str, plans: list[Plan], etag: str
-) -> tuple[list[int], set[str], dict[int, tuple[Candidate, storage.RenditionHead]]]:
-    """The indexes of the plans with no current rendition, which candidate keys exist at all, and
-    for every other plan (by index) its current candidate and that candidate's HEAD."""
+) -> tuple[list[int], set[str], dict[int, Candidate]]:
+    """The indexes of the plans with no current rendition, which candidate keys of those exist at
+    all (to delete the one a format switch leaves behind), and for every other plan (by index) its
+    current candidate. A plan's HEADs stop at its first current candidate."""
     stale: list[int] = []
     existing: set[str] = set()
-    current: dict[int, tuple[Candidate, storage.RenditionHead]] = {}
+    current: dict[int, Candidate] = {}
     for index, plan in enumerate(plans):
         for candidate in plan.candidates:
-            head = storage.head_rendition(s3, bucket, candidate.key)
-            if head is not None:
-                existing.add(candidate.key)
-                if index not in current and markers.is_current(head.metadata, etag, candidate.digest):
-                    current[index] = (candidate, head)
-        if index not in current:
+            metadata = storage.head_metadata(s3, bucket, candidate.key)
+            if metadata is None:
+                continue
+            existing.add(candidate.key)
+            if markers.is_current(metadata, etag, candidate.digest):
+                current[index] = candidate
+                break
+        else:
             stale.append(index)
     return stale, existing, current
 
@@ -177,7 +179,7 @@ def _remove_renditions(
     plans: list[Plan],
     *,
     result: Result,
-    stage: Callable[[str], AbstractContextManager[None]],
+    stage: imaging.Stage,
     followups: Followups | None,
     checked_at: int,
 ) -> Result:

@@ -78,9 +78,10 @@ def plan_renditions(config: Config, source_key: str) -> list[Plan]:
             watermark if watermark is not None and watermark.applies_to(size.width, size.height) else None
         )
         spec = RenditionSpec(size, config.fit, fmt, config.quality, marked)
-        candidates = tuple(
-            Candidate(rendition_key(config, size, source_key, f), spec.resolved(f), spec.resolved(f).digest())
-            for f in formats
-        )
-        plans.append(Plan(spec, candidates))
+        candidates = []
+        for f in formats:
+            resolved = spec.resolved(f)
+            key = rendition_key(config, size, source_key, f)
+            candidates.append(Candidate(key, resolved, resolved.digest()))
+        plans.append(Plan(spec, tuple(candidates)))
     return plans

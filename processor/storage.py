@@ -26,15 +26,6 @@ class SourceHead:
     last_modified: datetime | None = None  # S3's Last-Modified (second precision); orders versions
 
 
-@dataclass(frozen=True)
-class RenditionHead:
-    """What a rendition's HEAD says: its idempotency marker and size."""
-
-    metadata: dict[str, str]
-    size: int
-    content_type: str | None
-
-
 def _is_status(exc: Exception, codes: frozenset[str]) -> bool:
     error = getattr(exc, "response", {}).get("Error", {})
     return str(error.get("Code")) in codes
@@ -64,20 +55,8 @@ def head_source(s3: Any, bucket: str, key: str) -> SourceHead | None:
 
 def head_metadata(s3: Any, bucket: str, key: str) -> dict[str, str] | None:
     """A rendition's user metadata (the idempotency marker), or None when it does not exist."""
-    head = head_rendition(s3, bucket, key)
-    return None if head is None else head.metadata
-
-
-def head_rendition(s3: Any, bucket: str, key: str) -> RenditionHead | None:
-    """A rendition's marker and size, or None when it does not exist."""
     response = _head(s3, bucket, key)
-    if response is None:
-        return None
-    return RenditionHead(
-        metadata=dict(response.get("Metadata") or {}),
-        size=int(response.get("ContentLength", 0)),
-        content_type=response.get("ContentType"),
-    )
+    return None if response is None else dict(response.get("Metadata") or {})
 
 
 def get_rendition(s3: Any, bucket: str, key: str) -> bytes | None:
