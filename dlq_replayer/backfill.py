@@ -190,10 +190,6 @@ def parse_suffixes(raw: str) -> tuple[str, ...]:
     return suffixes
 
 
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -388,9 +384,8 @@ class Backfill:
             self._advance(self._examined)
             return
         redraw = (lambda: self.progress.advance(0)) if self.progress else None
-        room = self.backpressure.acquire(len(pending), on_wait=redraw)
-        self.summary.held_back_seconds = round(self.backpressure.waited_seconds, 3)
-        if not room:  # stopped while held back: nothing sent, the checkpoint stays before the batch
+        if not self.backpressure.acquire(len(pending), on_wait=redraw):
+            # Stopped while held back: nothing sent, the checkpoint stays before the batch.
             self._advance(pending[0].before)
             pending.clear()
             return
@@ -465,6 +460,7 @@ class Backfill:
             self._flush(pending)  # the last partial batch, also when stopping: it is settled here
         finally:
             self.summary.elapsed_seconds = round(time.monotonic() - started, 3)
+            self.summary.held_back_seconds = round(self.backpressure.waited_seconds, 3)
             if self.progress:
                 self.progress.close()
         self.summary.complete = exhausted and not self.summary.failed
@@ -584,10 +580,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _resolve(args: argparse.Namespace) -> tuple[Target, str]:
     """The source bucket, the queue, the function's configuration, and the prefix to list."""
-    outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name)
-    missing = [k for k in ("SourceBucketName", "QueueUrl", "FunctionName") if not outputs.get(k)]
-    if missing:
-        raise BackfillError(f"stack {args.stack_name!r} has no {', '.join(missing)} output(s); redeploy it")
+    outputs = aws.stack_outputs(
+        aws.client(args, "cloudformation"),
+        args.stack_name,
+        required=("SourceBucketName", "QueueUrl", "FunctionName"),
+    )
     function = load_function(aws.client(args, "lambda"), outputs["FunctionName"])
     try:
         config = Config.from_env(function.environment)
@@ -657,7 +654,7 @@ def resume_command(args: argparse.Namespace, options: Options, checkpoint: str |
     if args.prefix is not None:
         parts += ["--prefix", shlex.quote(args.prefix)]
     if options.since is not None:
-        parts += ["--since", iso(options.since)]
+        parts += ["--since", markers.utc_timestamp(options.since)]
     if options.suffixes:
         parts += ["--suffix", shlex.quote(",".join(options.suffixes))]
     if options.skip_current:
@@ -695,7 +692,7 @@ def _report(args: argparse.Namespace, target: Target, options: Options, summary:
             "prefix": options.prefix,
             "queue_url": target.queue_url,
             "start_after": options.start_after,
-            "since": None if options.since is None else iso(options.since),
+            "since": None if options.since is None else markers.utc_timestamp(options.since),
             "suffixes": list(options.suffixes),
             "skip_current": options.skip_current,
             "dry_run": options.dry_run,

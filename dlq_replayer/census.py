@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from dlq_replayer import messages
-from dlq_replayer.scan import Depth, Filters, Scanner, scan_warnings
+from dlq_replayer.scan import Depth, Filters, Scanner, rounds_until, scan_warnings
 from dlq_replayer.throughput import Progress
 
 AGE_BUCKETS = (
@@ -127,13 +127,7 @@ def inspect(
 ) -> None:
     """Fill ``report`` from the queue. Every message read stays hidden until ``scanner`` closes, so
     each is read once; the caller closes it (which releases them all), also on errors."""
-
-    def batch_size() -> int:
-        if limit is None or not report.filters.empty:
-            return messages.MAX_RECEIVE
-        return min(messages.MAX_RECEIVE, limit - report.matched)
-
-    for batch in scanner.rounds(batch_size):
+    for batch in rounds_until(scanner, limit, lambda: report.matched, all_match=report.filters.empty):
         for message in batch:
             if limit is not None and report.matched >= limit:
                 break
@@ -141,6 +135,4 @@ def inspect(
             progress.advance()
             if report.filters.matches(message, now):
                 report.add(message, now, samples, prefix_depth)
-        if limit is not None and report.matched >= limit:
-            report.stopped_at_max = True
-            return
+    report.stopped_at_max = limit is not None and report.matched >= limit

@@ -39,7 +39,7 @@ from dlq_replayer.scan import (
 )
 from dlq_replayer.throughput import Progress, RateLimiter
 from imgproc import aws
-from imgproc.tables import clip, table
+from imgproc.tables import clip, format_age, table
 
 DEFAULT_VISIBILITY = 120
 DEFAULT_MAX_REPLAYS = 3
@@ -79,11 +79,8 @@ class Queues:
 
 def find_queues(args: argparse.Namespace) -> Queues:
     """The queues named by the stack's outputs (DESIGN.md, "Stack outputs")."""
-    outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name)
     names = ("DeadLetterQueueUrl", "DeadLetterQueueArn", "QueueUrl", "QueueArn")
-    missing = [name for name in names if not outputs.get(name)]
-    if missing:
-        raise DlqError(f"stack {args.stack_name!r} has no {', '.join(missing)} output(s); redeploy it")
+    outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name, required=names)
     return Queues(*(outputs[name] for name in names))
 
 
@@ -95,17 +92,6 @@ def _keys_cell(keys: Sequence[str]) -> str:
     if not keys:
         return "-"
     return clip(keys[0], 48) + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
-
-
-def format_age(seconds: float | None) -> str:
-    """``42s``, ``3m05s``, ``2h07m``, ``4d03h``; ``unknown`` for None."""
-    if seconds is None:
-        return "unknown"
-    whole = int(seconds)
-    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
-        if whole >= size:
-            return f"{whole // size}{unit}{whole % size // sub_size:02d}{sub}"
-    return f"{whole}s"
 
 
 def _by_class(counts: Counter[str]) -> str:
@@ -427,7 +413,12 @@ def run(args: argparse.Namespace) -> int:
     if action is None:
         args.dlq_parser.print_help(sys.stderr)
         return 2
-    return action(args)
+    try:  # what stops an action before it starts: bad options, no stack, AWS refusing the first calls
+        return action(args)
+    except DlqError as exc:
+        return _fail(args.dlq_action, str(exc), exc.code)
+    except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
+        return _fail(args.dlq_action, str(exc), 1)
 
 
 def _fail(action: str, message: str, code: int) -> int:
@@ -447,12 +438,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Filters, Any, Queues, Depth]:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    try:
-        filters, sqs, queues, depth = _prepare(args)
-    except DlqError as exc:
-        return _fail("inspect", str(exc), exc.code)
-    except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
-        return _fail("inspect", str(exc), 1)
+    filters, sqs, queues, depth = _prepare(args)
     report = census.InspectReport(queues.dlq_name, queues.dlq_url, filters, depth)
     scanner = Scanner(sqs, queues.dlq_url, visibility=args.visibility)
     progress = Progress("dlq inspect: read", total=depth.visible or None)
@@ -507,14 +493,9 @@ def _execute(
 
 
 def _run_replay(args: argparse.Namespace) -> int:
-    try:
-        if args.native:
-            return _run_native(args)
-        filters, sqs, queues, depth = _prepare(args)
-    except DlqError as exc:
-        return _fail("replay", str(exc), exc.code)
-    except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
-        return _fail("replay", str(exc), 1)
+    if args.native:
+        return _run_native(args)
+    filters, sqs, queues, depth = _prepare(args)
     report = moves.MoveReport(
         "replay",
         queues.dlq_name,
@@ -616,12 +597,7 @@ def _purge_prompt(
 
 
 def _run_purge(args: argparse.Namespace) -> int:
-    try:
-        filters, sqs, queues, depth = _prepare(args)
-    except DlqError as exc:
-        return _fail("purge", str(exc), exc.code)
-    except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
-        return _fail("purge", str(exc), 1)
+    filters, sqs, queues, depth = _prepare(args)
     path = None if args.no_archive or args.dry_run else (args.archive or default_archive(_now()))
     if not (args.dry_run or args.yes or confirm(_purge_prompt(filters, args, queues, depth, path))):
         return _fail("purge", "not confirmed, nothing deleted (scripts pass --yes)", 2)

@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dlq_replayer import messages
-from dlq_replayer.scan import Depth, Filters, Scanner, scan_warnings
+from dlq_replayer.scan import Depth, Filters, Scanner, rounds_until, scan_warnings
 from dlq_replayer.throughput import SQS_BATCH, Progress, RateLimiter, send_batch
 from imgproc import aws
 from processor.dead_letter import ERROR_CLASS, ERROR_MESSAGE, FAILED_AT, REPLAY_COUNT
@@ -156,17 +156,8 @@ class MoveReport:
 
 def _rounds(scanner: Scanner, report: MoveReport) -> Iterator[list[Message]]:
     """The scanner's rounds, stopping once ``--max`` messages matched."""
-
-    def batch_size() -> int:
-        if report.limit is None or not report.filters.empty:
-            return messages.MAX_RECEIVE
-        return min(messages.MAX_RECEIVE, report.limit - report.matched)
-
-    for batch in scanner.rounds(batch_size):
-        yield batch
-        if report.limit is not None and report.matched >= report.limit:
-            report.stopped_at_max = True
-            return
+    yield from rounds_until(scanner, report.limit, lambda: report.matched, all_match=report.filters.empty)
+    report.stopped_at_max = report.limit is not None and report.matched >= report.limit
 
 
 def _select(
@@ -224,6 +215,11 @@ def _delete(
 FAILURE_ATTRIBUTES = frozenset({ERROR_CLASS, ERROR_MESSAGE, FAILED_AT})
 
 
+def _sendable(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A received message attribute value as SendMessage takes it (ReceiveMessage adds list fields)."""
+    return {k: value[k] for k in ("DataType", "StringValue", "BinaryValue") if k in value}
+
+
 def replay_entry(message: Mapping[str, Any]) -> dict[str, Any]:
     """The ``SendMessageBatch`` entry (without ``Id``) that puts ``message`` back: the same body, its
     message attributes with ``replay-count`` incremented, and the X-Ray trace header when there was one.
@@ -237,7 +233,7 @@ def replay_entry(message: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in (message.get("MessageAttributes") or {}).items():
         if name in FAILURE_ATTRIBUTES:
             continue
-        attributes[name] = {k: value[k] for k in ("DataType", "StringValue", "BinaryValue") if k in value}
+        attributes[name] = _sendable(value)
     attributes[REPLAY_COUNT] = {"DataType": "Number", "StringValue": str(messages.replay_count(message) + 1)}
     entry: dict[str, Any] = {"MessageBody": message["Body"], "MessageAttributes": attributes}
     trace = (message.get("Attributes") or {}).get("AWSTraceHeader")
@@ -319,7 +315,7 @@ def archive_record(message: Mapping[str, Any]) -> dict[str, Any]:
     """One archive line: the message as received (binary attribute values base64-encoded)."""
     attributes = {}
     for name, value in (message.get("MessageAttributes") or {}).items():
-        kept = {k: value[k] for k in ("DataType", "StringValue", "BinaryValue") if k in value}
+        kept = _sendable(value)
         if isinstance(kept.get("BinaryValue"), bytes | bytearray):
             kept["BinaryValue"] = base64.b64encode(kept["BinaryValue"]).decode("ascii")
         attributes[name] = kept

@@ -243,3 +243,21 @@ class Scanner:
                 message_id = chunk[int(bad["Id"])][0]
                 self.release_failures.append(f"{message_id}: {bad.get('Code')}: {bad.get('Message', '')}")
         return released
+
+
+def rounds_until(
+    scanner: Scanner, limit: int | None, matched: Callable[[], int], *, all_match: bool
+) -> Iterator[list[dict[str, Any]]]:
+    """``scanner``'s rounds, ending once ``matched()`` reaches ``limit`` (``--max``; None: no limit).
+    When every message matches (``all_match``: no filters), each receive asks only for what the
+    limit still needs, so that no more messages than that are hidden."""
+
+    def batch_size() -> int:
+        if limit is None or not all_match:
+            return messages.MAX_RECEIVE
+        return min(messages.MAX_RECEIVE, limit - matched())
+
+    for batch in scanner.rounds(batch_size):
+        yield batch
+        if limit is not None and matched() >= limit:
+            return

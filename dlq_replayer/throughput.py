@@ -135,7 +135,7 @@ class Progress:
     def advance(self, count: int = 1) -> None:
         self.done += count
         now = time.monotonic()
-        if self.live and now - self._drawn >= self.interval:
+        if now - self._drawn >= self.interval and self.live:  # the clock first: isatty is a syscall
             self._drawn = now
             print(f"\r{self.line()}", end="", file=self.stream, flush=True)
 

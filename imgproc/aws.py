@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, json_flag: bool = True) ->
 
 # The embedded AWS takes any credentials; a shell that only exported its endpoint has none.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+def use_local_credentials() -> None:
+    """Put :data:`LOCAL_CREDENTIALS` in this process's environment (inherited by its workers), unless
+    credentials are already there."""
+    for name, value in LOCAL_CREDENTIALS.items():
+        os.environ.setdefault(name.upper(), value)
 
 
 def positive(kind: Callable[[str], T]) -> Callable[[str], T]:
@@ -92,12 +99,17 @@ def is_local_endpoint(endpoint_url: str | None) -> bool:
         return False
 
 
-def stack_outputs(cfn: Any, stack_name: str) -> dict[str, str]:
-    """The stack's outputs by name; :class:`StackNotFound` when there is no such stack."""
+def stack_outputs(cfn: Any, stack_name: str, required: Sequence[str] = ()) -> dict[str, str]:
+    """The stack's outputs by name; :class:`StackNotFound` when there is no such stack, or when it
+    lacks one of the ``required`` outputs (a stack deployed from an older template)."""
     try:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     except cfn.exceptions.ClientError as exc:
         if "does not exist" in str(exc):
             raise StackNotFound(f"stack {stack_name!r} not found; deploy it with `imgproc deploy`") from None
         raise
-    return {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs") or []}
+    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs") or []}
+    missing = [name for name in required if not outputs.get(name)]
+    if missing:
+        raise StackNotFound(f"stack {stack_name!r} has no {', '.join(missing)} output(s); redeploy it")
+    return outputs

@@ -70,6 +70,12 @@ class StackView:
     queues: local_dashboard.QueueSnapshot | None = None
     problem: str | None = None  # why the queues are unavailable
 
+    @property
+    def unavailable_note(self) -> str:
+        """The queue panels' note, with the reason when there is one."""
+        unavailable = local_dashboard.QUEUES_UNAVAILABLE
+        return f"{unavailable} ({self.problem})" if self.problem else unavailable
+
 
 # ----------------------------------------------------------------------------------------------------
 # reading the stack and the logs
@@ -110,7 +116,7 @@ def read_stack(args: argparse.Namespace) -> StackView:
         )
         view.function_name = outputs.get("FunctionName") or None
         snapshot = status.collect(args)
-    except (aws.StackNotFound, status.StatusError) as exc:
+    except aws.StackNotFound as exc:
         view.problem = str(exc)
         return view
     except (ClientError, BotoCoreError) as exc:
@@ -148,13 +154,12 @@ def collect(args: argparse.Namespace, now: datetime | None = None) -> Dashboard:
     logs = local_dashboard.read_worker_logs(log_dir, since_ms=window.start_ms, until_ms=window.end_ms)
     stack = read_stack(args)
     function_name = stack.function_name
-    unavailable = f"queues: unavailable ({stack.problem})" if stack.problem else "queues: unavailable"
     view = local_dashboard.build_view(
         logs,
         window,
         function_name=function_name,
         queues=stack.queues,
-        queues_unavailable=unavailable,
+        queues_unavailable=stack.unavailable_note,
         parameters=stack.parameters,
         format_age=status.format_age,
     )
@@ -197,7 +202,7 @@ def _header(
         source += "  ·  no handler output in this window"
     lines.append(source)
     if stack.queues is None:
-        lines.append(f"queues: unavailable ({stack.problem})" if stack.problem else "queues: unavailable")
+        lines.append(stack.unavailable_note)
     else:
         q = stack.queues
         lines.append(
@@ -299,7 +304,7 @@ def _draw_header(axes: Any, board: Dashboard) -> None:
     axes.set_axis_off()
     axes.text(0, 1, TITLE, fontsize=24, fontweight="bold", va="top", transform=axes.transAxes)
     for i, line in enumerate(board.header):
-        warn = line.startswith("queues: unavailable")
+        warn = line.startswith(local_dashboard.QUEUES_UNAVAILABLE)
         axes.text(
             0,
             1,
@@ -446,12 +451,12 @@ def _draw_stats_or_notes(axes: Any, panel: GraphPanel, *, empty: bool) -> None:
         texts.append(f"not recorded by the local runtime: {', '.join(panel.missing)}")
     y = 0.62
     for text in texts:
-        if text.startswith("queues: unavailable"):
-            reason = text.removeprefix("queues: unavailable").strip(" ()")
+        if text.startswith(local_dashboard.QUEUES_UNAVAILABLE):
+            reason = text.removeprefix(local_dashboard.QUEUES_UNAVAILABLE).strip(" ()")
             axes.text(
                 0.5,
                 y,
-                "queues: unavailable",
+                local_dashboard.QUEUES_UNAVAILABLE,
                 ha="center",
                 va="center",
                 fontsize=20,

@@ -93,11 +93,9 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 def find_function(args: argparse.Namespace) -> function.FunctionConfig:
     """The deployed function named by the stack's ``FunctionName`` output."""
     try:
-        outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name)
-        name = outputs.get("FunctionName")
-        if not name:
-            raise UsageError(f"stack {args.stack_name!r} has no FunctionName output; redeploy it")
-        return function.load_function(aws.client(args, "lambda"), name)
+        cfn = aws.client(args, "cloudformation")
+        outputs = aws.stack_outputs(cfn, args.stack_name, required=("FunctionName",))
+        return function.load_function(aws.client(args, "lambda"), outputs["FunctionName"])
     except aws.StackNotFound as exc:
         raise UsageError(str(exc)) from None
     except (ClientError, BotoCoreError) as exc:

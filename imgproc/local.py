@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import signal
 import sys
 import time
@@ -22,16 +21,15 @@ from typing import Any
 import boto3
 from PIL import Image
 
-from imgproc import deploy, embedded, local_stack, poller, samples
-from processor import catalog, markers
+from dlq_replayer import messages
+from imgproc import aws, deploy, embedded, local_stack, poller, samples
+from imgproc.function import load_function
+from processor import catalog, markers, storage
 from processor.config import Config
-from processor.errors import InvalidEvent
-from processor.events import parse_body
 from processor.renditions import plan_renditions
 
 STATE_DIR = Path(".imgproc")
 COUNTERS = ("received", "rendered", "skipped", "deleted", "dead-lettered", "retried")
-_LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 # `imgproc demo --with-extras`: the optional features on (-p overrides still win).
 EXTRAS_PARAMETERS = {
     "EnableCatalog": "true",
@@ -66,8 +64,7 @@ class LocalRuntime:
         self.totals = dict.fromkeys(COUNTERS, 0)
 
     def start(self) -> LocalRuntime:
-        for name, value in _LOCAL_CREDENTIALS.items():
-            os.environ.setdefault(name, value)
+        aws.use_local_credentials()
         warnings.filterwarnings("ignore", module=r"moto(\.|$)")  # "no CloudFormation support for ..."
         self.endpoint_url = self._aws.start()
         progress(f"embedded AWS listening on {self.endpoint_url}")
@@ -297,32 +294,31 @@ def demonstrate(runtime: LocalRuntime, *, timeout: float, with_extras: bool = Fa
     ``with_extras``: also show the watermark settings, the catalog items and the notifications (an
     SQS queue is subscribed to the topic before anything is uploaded).
     """
-    s3, sqs, lam = runtime.client("s3"), runtime.client("sqs"), runtime.client("lambda")
+    s3, sqs = runtime.client("s3"), runtime.client("sqs")
     out = runtime.outputs
-    env = lam.get_function_configuration(FunctionName=out["FunctionName"])["Environment"]["Variables"]
-    config = Config.from_env(env)
+    config = Config.from_env(load_function(runtime.client("lambda"), out["FunctionName"]).environment)
     inbox = _subscribe_inbox(runtime, config) if with_extras else None
     uploads = {}
     for sample in samples.demo_samples():
         key = f"{config.source_prefix}demo/{sample.name}"
-        etag = s3.put_object(Bucket=out["SourceBucketName"], Key=key, Body=sample.data)["ETag"].strip('"')
+        etag = markers.strip_quotes(
+            s3.put_object(Bucket=out["SourceBucketName"], Key=key, Body=sample.data)["ETag"]
+        )
         uploads[key] = (sample, etag)
         progress(f"uploaded s3://{out['SourceBucketName']}/{key} ({len(sample.data):,} bytes)")
 
+    renditions = {
+        key: expected_renditions(config, key)
+        for key, (sample, _) in uploads.items()
+        if not sample.error_class
+    }
+
     def current(key: str, etag: str) -> bool:
-        try:
-            head = s3.head_object(Bucket=out["DestinationBucketName"], Key=key)
-        except s3.exceptions.ClientError:
-            return False
-        return head["Metadata"].get(markers.SOURCE_ETAG) == etag
+        metadata = storage.head_metadata(s3, out["DestinationBucketName"], key) or {}
+        return metadata.get(markers.SOURCE_ETAG) == etag
 
     def rendered() -> bool:
-        return all(
-            current(rendition, etag)
-            for key, (sample, etag) in uploads.items()
-            if sample.error_class is None
-            for rendition in expected_renditions(config, key)
-        )
+        return all(current(r, uploads[key][1]) for key, keys in renditions.items() for r in keys)
 
     def dead_lettered() -> bool:
         depth = sqs.get_queue_attributes(
@@ -332,10 +328,8 @@ def demonstrate(runtime: LocalRuntime, *, timeout: float, with_extras: bool = Fa
 
     ok = wait_for(rendered, timeout, "renditions") & wait_for(dead_lettered, timeout, "the DLQ entry")
     print(f"\n{'source':34} {'rendition':44} {'size':>9} {'bytes':>8}")
-    for key, (sample, _) in uploads.items():
-        if sample.error_class is not None:
-            continue
-        for rendition in expected_renditions(config, key):
+    for key, keys in renditions.items():
+        for rendition in keys:
             try:
                 body = s3.get_object(Bucket=out["DestinationBucketName"], Key=rendition)["Body"].read()
             except s3.exceptions.ClientError:
@@ -457,23 +451,13 @@ def _print_extras(
 
 def _print_dead_letters(sqs: Any, dlq_url: str, uploads: dict[str, tuple[samples.Sample, str]]) -> bool:
     """Show the DLQ entries (without consuming them) and check each poison sample has its class."""
-    messages = sqs.receive_message(
-        QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
-    ).get("Messages", [])
     print("\ndead-letter queue:")
     found = {}
-    for message in messages:
-        attrs = {k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()}
-        try:
-            keys = [ref.key for ref in parse_body(message["Body"]).refs]
-        except InvalidEvent:
-            keys = []
-        for key in keys:
-            found[key] = attrs.get("error-class", "RetriesExhausted")
-        print(
-            f"  {', '.join(keys) or '?':34} {found.get(keys[0], 'RetriesExhausted') if keys else '?':16} "
-            f"{attrs.get('error-message', '')}"
-        )
+    for message in messages.peek(sqs, dlq_url):
+        keys, error_class = messages.source_keys(message["Body"]), messages.error_class(message)
+        found.update(dict.fromkeys(keys, error_class))
+        reason = messages.attribute(message, messages.ERROR_MESSAGE) or ""
+        print(f"  {', '.join(keys) or '?':34} {error_class:16} {reason}")
     return all(
         found.get(key) == sample.error_class for key, (sample, _) in uploads.items() if sample.error_class
     )

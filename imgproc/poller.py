@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import signal
 import sys
 import threading
@@ -28,7 +27,7 @@ from typing import Any, TextIO
 
 import boto3
 
-from imgproc import faults, function
+from imgproc import aws, faults, function
 
 _RECORD_EVENTS = {  # handler log event -> counter
     "record.rendered": "rendered",
@@ -256,8 +255,7 @@ def _poll_until_stopped(
     mapping: Mapping, options: WorkerOptions, stop: Any, stats: Any, tap: _LogTap
 ) -> None:
     function.apply_environment(mapping.function, endpoint_url=mapping.endpoint_url, region=mapping.region)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    aws.use_local_credentials()
     if options.fault_spec:
         faults.install(options.fault_spec)
     sqs = boto3.client("sqs", endpoint_url=mapping.endpoint_url, region_name=mapping.region)

@@ -51,8 +51,6 @@ class Sample:
 
     name: str
     data: bytes
-    displayed: tuple[int, int] | None  # width x height a viewer shows; None for a poison file
-    transparent: bool = False
     error_class: str | None = None  # the DLQ's error-class for a poison file
 
 
@@ -85,9 +83,9 @@ def demo_samples() -> list[Sample]:
     logo.save(buf, "PNG")
     corrupt = _jpeg(photo(640, 480, seed=4))[:1500]  # cut off mid-scan
     return [
-        Sample("landscape.jpg", _jpeg(landscape), (1600, 1000)),
-        Sample("portrait.jpg", _jpeg(portrait), (900, 1400)),
-        Sample("rotated-exif.jpg", rotated, (1000, 1600)),
-        Sample("logo.png", buf.getvalue(), (800, 600), transparent=True),
-        Sample("corrupt.jpg", corrupt, None, error_class="CorruptImage"),
+        Sample("landscape.jpg", _jpeg(landscape)),
+        Sample("portrait.jpg", _jpeg(portrait)),
+        Sample("rotated-exif.jpg", rotated),  # displayed upright: 1000x1600
+        Sample("logo.png", buf.getvalue()),
+        Sample("corrupt.jpg", corrupt, error_class="CorruptImage"),
     ]

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlq_replayer import messages
 from imgproc import aws
-from imgproc.tables import clip, table
+from imgproc.tables import clip, format_age, table
 
 RECENT_FAILURES = 5
 PEEK = messages.MAX_RECEIVE
@@ -31,10 +31,6 @@ AGE_METRIC_WINDOW = timedelta(minutes=5)
 _CLEAR_SCREEN = "\x1b[H\x1b[2J"
 _MESSAGE_WIDTH = 60
 _KEYS_WIDTH = 40
-
-
-class StatusError(RuntimeError):
-    """The stack lacks what `status` needs; the message says what."""
 
 
 @dataclass
@@ -107,12 +103,11 @@ def oldest_age_metric(cloudwatch: Any, queue_name: str, now: datetime) -> float 
 
 def collect(args: argparse.Namespace) -> Status:
     """Everything `status` shows, read from the stack at ``args``' endpoint."""
-    outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name)
-    missing = [
-        k for k in ("QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn") if not outputs.get(k)
-    ]
-    if missing:
-        raise StatusError(f"stack {args.stack_name!r} has no {', '.join(missing)} output(s); redeploy it")
+    outputs = aws.stack_outputs(
+        aws.client(args, "cloudformation"),
+        args.stack_name,
+        required=("QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn"),
+    )
     sqs = aws.client(args, "sqs")
     now = _now()
     warnings = []
@@ -141,20 +136,6 @@ def collect(args: argparse.Namespace) -> Status:
         recent_failures=failures,
         warnings=warnings,
     )
-
-
-def format_age(seconds: float | None) -> str:
-    """``42s``, ``3m05s``, ``2h07m``, ``4d03h``; ``unknown`` for None."""
-    if seconds is None:
-        return "unknown"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def render(status: Status) -> str:
@@ -224,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         while True:
             try:
                 status = collect(args)
-            except (aws.StackNotFound, StatusError, ClientError, BotoCoreError) as exc:
+            except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
                 print(f"imgproc status: {exc}", file=sys.stderr, flush=True)
                 if first or args.watch is None:
                     return 1

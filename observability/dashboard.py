@@ -439,7 +439,6 @@ ALARMS: tuple[Alarm, ...] = (
         period=300,
     ),
 )
-ALARMS_BY_ID = {alarm.logical_id: alarm for alarm in ALARMS}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -36,10 +36,10 @@ from typing import Any
 from observability import dashboard, metrics
 
 LOG_GLOB = "worker-*.jsonl"
+QUEUES_UNAVAILABLE = "queues: unavailable"  # the note queue panels carry without a queue snapshot
 LATEST_FAILURES = 10
-DEFAULT_BUCKET_SECONDS = dashboard.PERIOD
 MAX_BUCKETS = 180  # longer windows get coarser buckets, as CloudWatch raises a graph's period
-_BUCKET_CHOICES = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)
+_BUCKET_CHOICES = (dashboard.PERIOD, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)
 
 Series = dict[int, float]  # bucket start (epoch ms) -> value; a missing bucket is a gap
 
@@ -269,6 +269,7 @@ def merge_failures(lines: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Failu
     is no S3 event) is a failure of its own.
     """
     by_record: dict[tuple[Any, ...], Failure] = {}
+    keyed_by_message: dict[tuple[Any, ...], dict[tuple[Any, ...], None]] = {}  # an ordered set each
     for ms, line in lines:
         message = (line.get("function_name"), line.get("request_id"), line.get("message_id"))
         key = line.get("key")
@@ -286,8 +287,9 @@ def merge_failures(lines: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Failu
         )
         if failure.key is not None:
             by_record[(*message, failure.key)] = failure
+            keyed_by_message.setdefault(message, {})[(*message, failure.key)] = None
             continue
-        keyed = [k for k in by_record if k[:3] == message and k[3] is not None]
+        keyed = list(keyed_by_message.get(message, ()))
         if not keyed:
             by_record[(*message, None)] = failure
         for k in keyed:
@@ -629,7 +631,7 @@ def build_view(
     *,
     function_name: str | None,
     queues: QueueSnapshot | None,
-    queues_unavailable: str = "queues: unavailable",
+    queues_unavailable: str = QUEUES_UNAVAILABLE,
     parameters: Mapping[str, str] | None = None,
     now_ms: int | None = None,
     format_age: Callable[[float | None], str] = lambda s: "unknown" if s is None else f"{s:.0f} s",
@@ -803,7 +805,7 @@ class _Context:
         if sqs_metrics is None:
             return AlarmTile(alarm.name, UNAVAILABLE, "not recorded by the local runtime")
         if self.queues is None:
-            return AlarmTile(alarm.name, NO_DATA, "queues: unavailable")
+            return AlarmTile(alarm.name, NO_DATA, QUEUES_UNAVAILABLE)
         value = self.queue_value(sqs_metrics)
         age = any(m.name in _AGE_METRICS for m in sqs_metrics)
         if value is None:

@@ -91,7 +91,6 @@ EMITTED: frozenset[tuple[str, tuple[str, ...]]] = frozenset(
 
 # EMF limits.
 MAX_VALUES_PER_METRIC = 100
-MAX_METRICS_PER_DIRECTIVE = 100
 
 # Outcomes: the values of the `outcome` field of the handler's log lines.
 RENDERED, DELETED = "rendered", "deleted"

@@ -11,6 +11,7 @@ moto's SQS costs O(queue depth) per call, so the tests list thousands of keys bu
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -26,11 +27,12 @@ from urllib.parse import unquote_plus
 import boto3
 import imagegen
 import pytest
-from conftest import REGION
+from conftest import REGION, hook_sqs
 
 from dlq_replayer import backfill
 from dlq_replayer.throughput import Backpressure
-from imgproc import aws, cli, function, poller, status
+from imgproc import cli, function, poller, status
+from processor import markers
 from processor.config import Config
 from processor.events import BACKFILL_MARKER, parse_body
 
@@ -222,7 +224,7 @@ def test_since_accepts_durations_and_iso_times() -> None:
     assert backfill.parse_since("2026-11-01T10:00:00Z") == datetime(2026, 11, 1, 10, tzinfo=UTC)
     # Other zones are converted; fractions are floored (S3's LastModified has whole seconds).
     assert backfill.parse_since("2026-11-01T10:00:00.750+02:00") == datetime(2026, 11, 1, 8, tzinfo=UTC)
-    with pytest.raises(Exception, match="neither an ISO-8601 date/time nor a duration"):
+    with pytest.raises(argparse.ArgumentTypeError, match="neither an ISO-8601 date/time nor a duration"):
         backfill.parse_since("yesterday")
 
 
@@ -268,7 +270,8 @@ def test_thousands_of_keys_since_and_suffix_with_dry_run(
     assert len(expected) == 83
     assert depths(sqs, stack) == (0, 0)
 
-    code, doc, err = run_json(capsys, "--since", backfill.iso(cutoff), "--suffix", ".jpg,.png", "--dry-run")
+    since = markers.utc_timestamp(cutoff)
+    code, doc, err = run_json(capsys, "--since", since, "--suffix", ".jpg,.png", "--dry-run")
     assert (code, err) == (0, "")
     assert {k: doc[k] for k in ("listed", "filtered", "current", "enqueued", "failed", "dry_run")} == {
         "listed": BULK + 1,
@@ -281,7 +284,7 @@ def test_thousands_of_keys_since_and_suffix_with_dry_run(
     assert (doc["last_key"], doc["complete"], doc["stopped"], doc["resume"]) == (keys[-1], True, None, None)
     assert depths(sqs, stack) == (0, 0)  # nothing sent
 
-    code, out, err = run_backfill(capsys, "--since", backfill.iso(cutoff), "--suffix", ".jpg,.png")
+    code, out, err = run_backfill(capsys, "--since", since, "--suffix", ".jpg,.png")
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == f"backfill s3://{bucket}/original/ -> imgproc-ingest: complete"
@@ -336,22 +339,15 @@ def test_resume_after_a_stop_and_an_interruption_covers_every_key_exactly_once(
     # 2. Resume, and press Ctrl-C (a real SIGINT) while the third batch is being sent: that batch is
     #    settled, then the run stops with the checkpoint at its last key and exit status 130.
     sends = Counter[str]()
-    real_client = aws.client
 
     def ctrl_c_on_third_send(**_: Any) -> None:
         sends["batches"] += 1
         if sends["batches"] == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    def client(args: Any, service: str) -> Any:
-        made = real_client(args, service)
-        if service == "sqs":
-            made.meta.events.register("provide-client-params.sqs.SendMessageBatch", ctrl_c_on_third_send)
-        return made
-
-    monkeypatch.setattr(aws, "client", client)
-    code, out, err = run_backfill(capsys, *resume_args(err, "stopped after 1,234 keys (--max-keys)")[1:])
-    monkeypatch.setattr(aws, "client", real_client)
+    with monkeypatch.context() as scoped:  # this run only
+        hook_sqs(scoped, "provide-client-params.sqs.SendMessageBatch", ctrl_c_on_third_send)
+        code, out, err = run_backfill(capsys, *resume_args(err, "stopped after 1,234 keys (--max-keys)")[1:])
     doc = json.loads(out)
     third_batch_end = wanted[62 + 29]  # the 30th key of this run
     assert code == 130
@@ -477,17 +473,9 @@ def test_an_entry_sqs_refuses_is_reported_and_holds_the_checkpoint(
             if "k13.jpg" in entry["MessageBody"]:
                 entry["DelaySeconds"] = 1000  # SQS refuses this one entry (a sender fault)
 
-    real_client = aws.client
-
-    def client(args: Any, service: str) -> Any:
-        made = real_client(args, service)
-        if service == "sqs":
-            made.meta.events.register("provide-client-params.sqs.SendMessageBatch", refuse_k13)
-        return made
-
-    monkeypatch.setattr(aws, "client", client)
-    code, out, err = run_backfill(capsys, "--prefix", "original/f/", "--rate", "5000")
-    monkeypatch.setattr(aws, "client", real_client)
+    with monkeypatch.context() as scoped:  # this run only: the resume below must send k13
+        hook_sqs(scoped, "provide-client-params.sqs.SendMessageBatch", refuse_k13)
+        code, out, err = run_backfill(capsys, "--prefix", "original/f/", "--rate", "5000")
 
     assert code == 1
     lines = out.splitlines()

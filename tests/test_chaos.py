@@ -361,7 +361,9 @@ def test_chaos_every_upload_ends_rendered_or_dead_lettered(chaos: Run) -> None:
 
     assert problems == []
     assert len(rt.worker_pids) == 2
-    assert chaos.killed not in rt.worker_pids  # the killed one was replaced
+    assert (chaos.killed is not None) == KILL
+    if KILL:
+        assert chaos.killed not in rt.worker_pids  # the killed one was replaced
     assert totals.get("retried", 0) > 0  # the faults did happen
     assert injected > 0
 
