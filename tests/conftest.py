@@ -20,6 +20,7 @@ import pytest
 import structlog
 from moto import mock_aws
 
+from imgproc import aws as imgproc_aws
 from imgproc import deploy
 from observability import logs
 from processor import handler
@@ -110,20 +111,39 @@ def environ() -> Iterator[None]:
     handler.runtime.cache_clear()  # its clients belong to this test's moto
 
 
+def tiny_zip() -> bytes:
+    """A placeholder function code zip: a processor package whose handler returns ``{}``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("processor/__init__.py", "")
+        archive.writestr("processor/handler.py", "def lambda_handler(event, context):\n    return {}\n")
+    return buffer.getvalue()
+
+
+def hook_sqs(monkeypatch: pytest.MonkeyPatch, event: str, callback: Callable[..., Any]) -> None:
+    """Register ``callback`` for ``event`` on every SQS client the CLI builds (``imgproc.aws.client``)."""
+    build = imgproc_aws.client
+
+    def client(args: Any, service: str) -> Any:
+        made = build(args, service)
+        if service == "sqs":
+            made.meta.events.register(event, callback)
+        return made
+
+    monkeypatch.setattr(imgproc_aws, "client", client)
+
+
 @pytest.fixture
 def deployed_stack() -> Iterator[dict[str, str]]:
     """The real template deployed into in-process moto, as `imgproc deploy` does; yields its outputs.
 
     The code zip is a placeholder: these tests run the handler (if at all) from the source tree.
     """
-    placeholder = io.BytesIO()
-    with zipfile.ZipFile(placeholder, "w") as archive:
-        archive.writestr("processor/__init__.py", "")
     request = deploy.DeployRequest(
         stack_name="imgproc",
         region=REGION,
         overrides={"EnableCloudFront": "false", "EventSourceMappingEnabled": "false"},
-        zip_bytes=placeholder.getvalue(),
+        zip_bytes=tiny_zip(),
         method="direct",
     )
     with mock_aws(), warnings.catch_warnings():

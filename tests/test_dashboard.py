@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import warnings
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 from cfnlint.decode import decode_str
+from conftest import tiny_zip
 from moto import mock_aws
 
 from observability import dashboard, metrics
@@ -469,14 +469,6 @@ def test_the_runbook_explains_every_error_class() -> None:
 # ----------------------------------------------------------------------------------------------------
 # CloudFormation substitutes the body for real (moto)
 # ----------------------------------------------------------------------------------------------------
-def _tiny_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("processor/__init__.py", "")
-        archive.writestr("processor/handler.py", "def lambda_handler(event, context):\n    return {}\n")
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def moto_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     for name in list(os.environ):
@@ -491,7 +483,7 @@ def test_moto_deploys_the_dashboard_with_this_stacks_names(
 ) -> None:
     s3 = moto_session.client("s3")
     s3.create_bucket(Bucket="artifacts")
-    s3.put_object(Bucket="artifacts", Key="imgproc.zip", Body=_tiny_zip())
+    s3.put_object(Bucket="artifacts", Key="imgproc.zip", Body=tiny_zip())
     cloudformation = moto_session.client("cloudformation")
     parameters = {
         "ArtifactBucket": "artifacts",

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Any
 import boto3
 import imagegen
 import pytest
-from conftest import REGION, eventually, s3_body, s3_record
+from conftest import REGION, eventually, hook_sqs, s3_body, s3_record
 from moto import mock_aws
 
 from dlq_replayer import census, dlq, messages, moves, scan
-from imgproc import aws as imgproc_aws
 from imgproc import cli, local, poller
 from observability import logs
 from processor import dead_letter
@@ -135,19 +133,6 @@ def sent_times(stack: Stack) -> list[datetime]:
 
 def set_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
     monkeypatch.setattr(dlq, "_now", lambda: now)
-
-
-def hook_sqs(monkeypatch: pytest.MonkeyPatch, event: str, handler: Callable[..., Any]) -> None:
-    """Register ``handler`` for ``event`` on every SQS client the CLI builds."""
-    build = imgproc_aws.client
-
-    def client(args: Any, service: str) -> Any:
-        made = build(args, service)
-        if service == "sqs":
-            made.meta.events.register(event, handler)
-        return made
-
-    monkeypatch.setattr(imgproc_aws, "client", client)
 
 
 def keys_of(found: dict[str, dict[str, Any]]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -27,10 +28,14 @@ FAULTS = "s3.GetObject@flaky-once=1,s3.GetObject@always-fails=*"
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalRuntime]:
-    options = poller.WorkerOptions(
-        log_dir=tmp_path_factory.mktemp("state") / "logs", retry_after=1, fault_spec=FAULTS
-    )
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the runtime's workers write their JSON log lines (worker-N.jsonl)."""
+    return tmp_path_factory.mktemp("state") / "logs"
+
+
+@pytest.fixture(scope="module")
+def runtime(log_dir: Path) -> Iterator[local.LocalRuntime]:
+    options = poller.WorkerOptions(log_dir=log_dir, retry_after=1, fault_spec=FAULTS)
     saved = dict(os.environ)
     with local.LocalRuntime(
         port=0,
@@ -173,10 +178,38 @@ def test_poison_image_is_dead_lettered_with_its_reason(runtime: local.LocalRunti
     assert attributes["replay-count"] == "0"
 
 
-def test_a_transient_failure_is_retried_and_succeeds(runtime: local.LocalRuntime) -> None:
-    etag = upload(runtime, "original/e2e/flaky-once.jpg", imagegen.photo_jpeg(320, 240))
+def worker_log_lines(log_dir: Path, key: str) -> list[dict[str, Any]]:
+    """The workers' JSON log lines about source ``key``, all workers' files merged in time order."""
+    found: list[dict[str, Any]] = []
+    for path in sorted(log_dir.glob("worker-*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line still being written
+            if isinstance(entry, dict) and entry.get("key") == key:
+                found.append(entry)
+    return sorted(found, key=lambda entry: entry["timestamp"])  # ISO 8601 UTC: sorts as text
+
+
+def test_a_transient_failure_is_retried_and_succeeds(runtime: local.LocalRuntime, log_dir: Path) -> None:
+    key = "original/e2e/flaky-once.jpg"
+    etag = upload(runtime, key, imagegen.photo_jpeg(320, 240))
     eventually(lambda: renditions_of(runtime, "e2e/flaky-once.jpg", etag))
-    assert dlq_entry(runtime, "original/e2e/flaky-once.jpg") is None
+    assert dlq_entry(runtime, key) is None
+
+    # The injected GetObject fault was logged as a retry before the record was rendered.
+    def rendered_lines() -> list[dict[str, Any]]:
+        lines = worker_log_lines(log_dir, key)
+        return lines if any(entry["event"] == "record.rendered" for entry in lines) else []
+
+    lines = eventually(rendered_lines)
+    events = [entry["event"] for entry in lines]
+    assert "record.error" in events, events
+    error = lines[events.index("record.error")]
+    assert error["outcome"] == "retry"
+    assert "injected" in error["error"]
+    assert events.index("record.error") < events.index("record.rendered"), events
 
 
 def test_a_record_that_always_fails_is_redriven_by_sqs(runtime: local.LocalRuntime) -> None:
@@ -184,9 +217,10 @@ def test_a_record_that_always_fails_is_redriven_by_sqs(runtime: local.LocalRunti
 
     message = eventually(lambda: dlq_entry(runtime, "original/e2e/always-fails.jpg"), timeout=60)
 
-    # SQS's own redrive: no attributes of ours, and received maxReceiveCount (3) times first.
+    # SQS's own redrive: no attributes of ours, and received maxReceiveCount (3) times first. moto
+    # moves the message to the DLQ with its receive count (3), and dlq_entry's own receive adds one.
     assert "MessageAttributes" not in message or "error-class" not in message["MessageAttributes"]
-    assert int(message["Attributes"]["ApproximateReceiveCount"]) >= 3
+    assert int(message["Attributes"]["ApproximateReceiveCount"]) >= 4
     assert marker(runtime, "resized/100x100/e2e/always-fails.jpg") is None
 
 

@@ -164,13 +164,13 @@ def test_everything_off_makes_no_catalog_or_notification_call(
     aws: Aws, config: Config, extras: Extras
 ) -> None:
     aws.put_source("original/cat.jpg", imagegen.photo_jpeg(640, 480))
-    bad = aws.put_source("original/bad.jpg", b"not an image")
-    assert bad
+    aws.put_source("original/bad.jpg", b"not an image")
     assert run(aws, extras, config, created("original/cat.jpg"), created("original/bad.jpg")) == {
         "batchItemFailures": []
     }
     aws.s3.delete_object(Bucket=SOURCE_BUCKET, Key="original/cat.jpg")
-    run(aws, extras, config, removed("original/cat.jpg"))
+    assert run(aws, extras, config, removed("original/cat.jpg")) == {"batchItemFailures": []}
+    assert aws.dest_keys() == []  # the removal did its work without any follow-up
 
     assert extras.calls == {}
     assert extras.notifications() == []

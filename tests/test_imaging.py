@@ -976,11 +976,27 @@ def test_resampling_uses_lanczos_with_box_and_reducing_gap(monkeypatch: pytest.M
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_tiny_and_extreme_images(size: tuple[int, int], fit: Fit, fmt: str) -> None:
     data = imagegen.encode(Image.new("RGB", size, (200, 30, 30)), fmt)
-    outs = render(data, [spec(300, 300, fit), spec(100, 100, fit)], max_pixels=MAX)
+    specs = [spec(300, 300, fit), spec(100, 100, fit)]
+    outs = render(data, specs, max_pixels=MAX)
+    assert [o.spec.size for o in outs] == [s.size for s in specs]
+    # Never upscaled: CONTAIN keeps the aspect (at least 1 pixel a side), COVER crops to the square box.
+    assert [opened(o).size for o in outs] == TINY_EXPECTED[size, fit]
     for out in outs:
-        image = opened(out)
-        assert 1 <= image.width <= 300
-        assert 1 <= image.height <= 300
+        assert 1 <= out.width <= out.spec.size.width
+        assert 1 <= out.height <= out.spec.size.height
+
+
+# (source size, fit) -> the renditions' sizes in the 300x300 then the 100x100 box.
+TINY_EXPECTED = {
+    ((1, 1), Fit.CONTAIN): [(1, 1), (1, 1)],
+    ((1, 10_000), Fit.CONTAIN): [(1, 300), (1, 100)],
+    ((10_000, 1), Fit.CONTAIN): [(300, 1), (100, 1)],
+    ((2, 3), Fit.CONTAIN): [(2, 3), (2, 3)],
+    ((1, 1), Fit.COVER): [(1, 1), (1, 1)],
+    ((1, 10_000), Fit.COVER): [(1, 1), (1, 1)],
+    ((10_000, 1), Fit.COVER): [(1, 1), (1, 1)],
+    ((2, 3), Fit.COVER): [(2, 2), (2, 2)],
+}
 
 
 def test_public_interface() -> None:

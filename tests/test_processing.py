@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -167,10 +169,11 @@ def test_create_then_delete_delivered_backwards_leaves_nothing(aws: Aws, config:
     aws.put_source("original/a.jpg", imagegen.photo_jpeg(64, 64))
     aws.s3.delete_object(Bucket=SOURCE_BUCKET, Key="original/a.jpg")
 
-    run(aws, config, removed("original/a.jpg"))
-    run(aws, config, created("original/a.jpg"))
+    assert run(aws, config, removed("original/a.jpg")) == {"batchItemFailures": []}
+    assert run(aws, config, created("original/a.jpg")) == {"batchItemFailures": []}
 
     assert aws.dest_keys() == []
+    assert aws.dlq_messages() == []
 
 
 def test_delete_then_create_delivered_backwards_keeps_renditions(aws: Aws, config: Config) -> None:
@@ -179,11 +182,13 @@ def test_delete_then_create_delivered_backwards_keeps_renditions(aws: Aws, confi
     aws.s3.delete_object(Bucket=SOURCE_BUCKET, Key="original/a.jpg")
     etag = aws.put_source("original/a.jpg", imagegen.photo_jpeg(80, 40))  # re-uploaded
 
-    run(aws, config, created("original/a.jpg"))
-    run(aws, config, removed("original/a.jpg"))  # the delete's event arrives last
+    assert run(aws, config, created("original/a.jpg")) == {"batchItemFailures": []}
+    # the delete's event arrives last
+    assert run(aws, config, removed("original/a.jpg")) == {"batchItemFailures": []}
 
     assert aws.dest_keys() == ["resized/100x100/a.jpg", "resized/300x300/a.jpg"]
     assert aws.dest_object("resized/100x100/a.jpg")["Metadata"]["source-etag"] == etag
+    assert aws.dlq_messages() == []
 
 
 def test_delete_on_remove_disabled_keeps_renditions(aws: Aws, config: Config) -> None:
@@ -191,9 +196,15 @@ def test_delete_on_remove_disabled_keeps_renditions(aws: Aws, config: Config) ->
     run(aws, config, created("original/a.jpg"))
     aws.s3.delete_object(Bucket=SOURCE_BUCKET, Key="original/a.jpg")
 
-    run(aws, with_config(config, delete_on_remove=False), removed("original/a.jpg"))
+    aws.calls.clear()
 
-    assert len(aws.dest_keys()) == 2
+    response = run(aws, with_config(config, delete_on_remove=False), removed("original/a.jpg"))
+
+    assert response == {"batchItemFailures": []}
+    assert aws.dest_keys() == ["resized/100x100/a.jpg", "resized/300x300/a.jpg"]
+    assert aws.calls["s3.DeleteObject"] == 0
+    assert aws.calls["s3.DeleteObjects"] == 0
+    assert aws.dlq_messages() == []
 
 
 def test_test_event_is_acknowledged_without_s3_calls(aws: Aws, config: Config) -> None:
@@ -430,9 +441,29 @@ def test_a_batch_renders_concurrently_and_completely(aws: Aws, config: Config) -
     names = [f"original/{i:02d}.jpg" for i in range(12)]
     for name in names:
         aws.put_source(name, imagegen.photo_jpeg(320, 240))
+    # The first two GetObject calls meet at a barrier: they can only both pass it if they are in
+    # flight at the same time (a serial loop would block the first until the barrier times out).
+    barrier = threading.Barrier(2, timeout=5)
+    lock = threading.Lock()
+    arrivals: list[int] = []
+    met: list[int] = []
+
+    def meet(**_: Any) -> None:
+        with lock:
+            arrivals.append(len(arrivals))
+            mine = arrivals[-1]
+        if mine < 2:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+                met.append(mine)
+
+    aws.s3.meta.events.register("before-call.s3.GetObject", meet)
+
     response = run(aws, with_config(config, concurrency=4), *(created(n) for n in names))
+
     assert response == {"batchItemFailures": []}
     assert len(aws.dest_keys()) == 2 * len(names)
+    assert sorted(met) == [0, 1], "two GetObject calls were never in flight at once"
 
 
 class _Context:

@@ -222,9 +222,11 @@ def test_a_big_dlq_is_sampled(
     stack: dict[str, str], sqs: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dlq = stack["DeadLetterQueueUrl"]
+    sent: list[str] = []  # MessageIds, oldest first
     for i in range(12):
         body = s3_body(s3_record(f"original/{i:02d}.jpg"), s3_record(f"original/{i:02d}-b.jpg"))
-        sqs.send_message(QueueUrl=dlq, MessageBody=body)
+        sent.append(sqs.send_message(QueueUrl=dlq, MessageBody=body)["MessageId"])
+        time.sleep(0.002)  # distinct SentTimestamps (milliseconds): "newest first" is then a real order
     oldest = min(sent_times(sqs, dlq).values())
     set_clock(monkeypatch, oldest + timedelta(hours=3, minutes=2))
 
@@ -241,7 +243,15 @@ def test_a_big_dlq_is_sampled(
     doc = json.loads(run_status(capsys, "--json")[1])
     assert (doc["dlq"]["depth"], doc["dlq"]["peeked"], len(doc["recent_failures"])) == (12, 10, 5)
     ages = [f["age_seconds"] for f in doc["recent_failures"]]
-    assert ages == sorted(ages)  # newest first
+    assert ages == sorted(set(ages))  # newest first, every age distinct
+    # The newest 5 of the 10 peeked (not necessarily of all 12): the 2 messages left out of the sample
+    # may be newer, so each row is among the 7 newest sent, and the rows follow the send order backwards.
+    positions = [sent.index(f["message_id"]) for f in doc["recent_failures"]]
+    assert positions == sorted(positions, reverse=True)
+    assert min(positions) >= len(sent) - 7
+    assert [f["keys"] for f in doc["recent_failures"]] == [
+        [f"original/{i:02d}.jpg", f"original/{i:02d}-b.jpg"] for i in positions
+    ]
 
 
 def test_missing_stack_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
