@@ -262,11 +262,12 @@ def _int(value: Any) -> int:
 def merge_failures(lines: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Failure]:
     """One :class:`Failure` per failed record per delivery, from the failure lines of one worker.
 
-    A record's failure is logged with its key (``record.error``); what then happens to its message is
-    logged without one (``record.dead_lettered``; ``dead_letter.unconfigured`` or a failed DLQ send,
-    both ``retry``): such a line settles the outcome of the keyed failures of the same message in the
-    same invocation. A keyless line with no keyed failure before it (``record.deferred``, a body that
-    is no S3 event) is a failure of its own.
+    A record's failure is logged with its key (``record.error``), and so is its dead-lettering
+    (``record.dead_lettered``, one line per failed record): the later line of a key replaces the
+    earlier one. What else happens to a message is logged without a key (``dead_letter.unconfigured``
+    or a failed DLQ send, both ``retry``): such a line settles the outcome of the keyed failures of
+    the same message in the same invocation. A keyless line with no keyed failure before it
+    (``record.deferred``, a body that is no S3 event) is a failure of its own.
     """
     by_record: dict[tuple[Any, ...], Failure] = {}
     keyed_by_message: dict[tuple[Any, ...], dict[tuple[Any, ...], None]] = {}  # an ordered set each

@@ -2,8 +2,8 @@
 
 In Lambda (``LAMBDA_TASK_ROOT`` set, active tracing on) botocore is patched so that every S3 and SQS
 call becomes a subsegment, and the processor adds its own per record and per stage, annotated with
-outcome, error class and key prefix (searchable) and with sizes as metadata. Outside Lambda nothing
-is patched, no segment is opened and nothing is sent over UDP: no "context missing" noise. Locally,
+key, message id, key prefix, outcome and error class (searchable: :func:`record_annotations`) and
+with sizes as metadata. Outside Lambda nothing is patched, no segment is opened and nothing is sent over UDP: no "context missing" noise. Locally,
 ``IMGPROC_XRAY=true`` turns it on against the daemon at ``AWS_XRAY_DAEMON_ADDRESS``.
 """
 
@@ -71,6 +71,22 @@ def subsegment(name: str, **annotations: str | int | bool) -> Iterator[Any]:
         for key, value in annotations.items():
             sub.put_annotation(key, value)
         yield sub
+
+
+# X-Ray indexes at most 50 annotations per trace and a batch is one trace: a record adds at most five
+# (message_id, key, key_prefix, outcome, error_class), so a batch of 10 stays within the index.
+MAX_ANNOTATED_KEY = 250  # characters of an S3 key (up to 1,024 bytes) kept in the searchable annotation
+
+
+def record_annotations(message_id: str, key: str) -> dict[str, str]:
+    """The searchable annotations of a record's subsegment: on-call finds a failing key's trace with
+    ``annotation.key = "original/a/b.jpg"`` or by message id. A key longer than
+    :data:`MAX_ANNOTATED_KEY` characters is cut there (search it with ``BEGINSWITH``)."""
+    return {
+        "message_id": message_id,
+        "key": key[:MAX_ANNOTATED_KEY],
+        "key_prefix": key.rpartition("/")[0] + "/",
+    }
 
 
 def annotate(entity: Any, *, metadata: dict[str, Any] | None = None, **annotations: str | int | bool) -> None:

@@ -129,7 +129,14 @@ def _process_message(
     for ref in notification.refs:
         result = Result(Outcome.SKIPPED)
         report, error = _process_record(
-            ref, config, s3, log, followups=followups, redelivered=_redelivered(message), result=result
+            ref,
+            config,
+            s3,
+            log,
+            message_id=message.message_id,
+            followups=followups,
+            redelivered=_redelivered(message),
+            result=result,
         )
         reports.append(report)
         if error is not None and error.transient:
@@ -160,23 +167,28 @@ def _process_record(
     s3: Any,
     log: Any,
     *,
+    message_id: str,
+    result: Result,
     followups: Followups | None = None,
     redelivered: bool = False,
-    result: Result | None = None,
 ) -> tuple[RecordReport, ProcessingError | None]:
-    """Reconcile one record, logging and tracing it; failures are returned classified, never raised."""
+    """Reconcile one record, logging and tracing it; failures are returned classified, never raised.
+
+    ``result`` is filled in as the work goes: the caller reads the source's HEAD from it even when
+    the record failed."""
     started = time.perf_counter()
     context = {"bucket": ref.bucket, "key": ref.key, "event_name": ref.event_name, "backfill": ref.backfill}
     with (
         structlog.contextvars.bound_contextvars(**context),
         _unbound_on_exit("source_etag"),  # bound by reconcile once it knows the source
-        tracing.subsegment("record", key_prefix=ref.key.rpartition("/")[0] + "/") as segment,
+        tracing.subsegment("record", **tracing.record_annotations(message_id, ref.key)) as segment,
     ):
         try:
             result = reconcile(ref, config, s3, followups=followups, redelivered=redelivered, result=result)
         except Exception as exc:
             error = classify(exc)
-            _log_failure(log, error, exc, outcome=RETRY if error.transient else DEAD_LETTERED)
+            extra = {"stale_renditions_removed": True} if result.stale_removed else {}
+            _log_failure(log, error, exc, outcome=RETRY if error.transient else DEAD_LETTERED, **extra)
             tracing.annotate(segment, outcome="failed", error_class=error.error_class)
             return RecordReport("failed", error.error_class, _ms_since(started)), error
         report = RecordReport(
@@ -264,13 +276,12 @@ def _dead_letter(
         _log_failure(log, classify(exc), exc, outcome=RETRY, stage="dead-letter")
         _settle_failed(records, RETRY)
         return MessageOutcome(message.message_id, FAILED, records)
-    log.warning(
-        "record.dead_lettered",
-        outcome=DEAD_LETTERED,
-        error_class=error.error_class,
-        error=str(error),
-        keys=[ref.key for ref, _, _ in failed_sources],  # the record lines before it name them too
-    )
+    fields = {"outcome": DEAD_LETTERED, "error_class": error.error_class, "error": str(error)}
+    if not failed_sources:  # the body named no record (InvalidEvent): a line for the message alone
+        log.warning("record.dead_lettered", **fields)
+    for ref, _, _ in failed_sources:  # one line per failed record, with its bucket and key
+        with structlog.contextvars.bound_contextvars(bucket=ref.bucket, key=ref.key):
+            log.warning("record.dead_lettered", **fields)
     _settle_failed(records, DEAD_LETTERED)
     return MessageOutcome(message.message_id, DEAD_LETTERED, records)
 

@@ -1,7 +1,14 @@
 """Bring one source key's renditions in line with the source as it is *now*.
 
 Events are hints: duplicated, late, out of order, replayed or backfilled, they all land here and
-the outcome depends only on the current state of S3, which makes every one of them safe.
+the outcome depends only on the current state of S3, which makes every one of them safe:
+
+- source gone: its renditions are deleted (``DELETE_ON_REMOVE``);
+- source present but its current version cannot be rendered (a permanent error: not an image,
+  corrupt, too large, unsupported): its renditions show a version the source no longer has, so they
+  are deleted, then the error propagates and the batch dead-letters the message;
+- every rendition current: skip (a HEAD each);
+- otherwise: GET pinned to the ETag seen, render the stale ones, PUT, check the source is unchanged.
 
 With ``CATALOG_TABLE`` or ``NOTIFY_TOPIC_ARN`` set, :mod:`processor.followups` records and announces
 the outcome once the renditions are written and verified; with both unset, nothing changes here.
@@ -22,7 +29,7 @@ import structlog
 from observability import tracing
 from processor import imaging, markers, storage
 from processor.config import Config
-from processor.errors import ImageTooLarge, SourceChanged
+from processor.errors import ImageTooLarge, PermanentError, SourceChanged
 from processor.events import ObjectRef
 from processor.followups import Chosen, Followups
 from processor.renditions import Candidate, Plan, ignore_reason, plan_renditions
@@ -42,6 +49,7 @@ class Result:
     source: storage.SourceHead | None = None  # the source's HEAD, once known
     source_bytes: int = 0
     renditions: list[imaging.Rendered] = field(default_factory=list)
+    stale_removed: bool = False  # the current version failed permanently; its old renditions were deleted
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -96,6 +104,37 @@ def reconcile(
         )
     result.source = source
     structlog.contextvars.bind_contextvars(source_etag=source.etag)  # on every later line of the record
+    try:
+        return _render_current(
+            ref,
+            config,
+            s3,
+            plans,
+            source,
+            result=result,
+            stage=stage,
+            followups=followups,
+            redelivered=redelivered,
+        )
+    except PermanentError:
+        _remove_stale_after_failure(ref, config, s3, plans, source, result=result, stage=stage)
+        raise
+
+
+def _render_current(
+    ref: ObjectRef,
+    config: Config,
+    s3: Any,
+    plans: list[Plan],
+    source: storage.SourceHead,
+    *,
+    result: Result,
+    stage: imaging.Stage,
+    followups: Followups | None,
+    redelivered: bool,
+) -> Result:
+    """Render what is stale of the source version ``source``; a permanent error means this version
+    cannot be rendered at all."""
     if source.size > config.max_source_bytes:
         raise ImageTooLarge(
             f"source is {source.size} bytes, limit MAX_SOURCE_BYTES={config.max_source_bytes}"
@@ -147,6 +186,35 @@ def reconcile(
         chosen = [chosen_by_plan[i] for i in range(len(plans))]
         followups.after_render(ref, source, rendering.source, chosen, stage=stage)
     return result
+
+
+def _remove_stale_after_failure(
+    ref: ObjectRef,
+    config: Config,
+    s3: Any,
+    plans: list[Plan],
+    source: storage.SourceHead,
+    *,
+    result: Result,
+    stage: imaging.Stage,
+) -> None:
+    """The source's current version cannot be rendered: whatever renditions exist show an older
+    version the source no longer has, so they go before the message is dead-lettered.
+
+    A failure here propagates (a transient error: the record is retried, never dead-lettered with
+    stale renditions left). If the source changed meanwhile, another worker may have rendered the
+    new version just before our delete removed it: :class:`SourceChanged` makes the retry reconcile
+    again against that version instead.
+    """
+    with stage("delete"):
+        storage.delete_keys(s3, config.dest_bucket, [c.key for plan in plans for c in plan.candidates])
+    result.stale_removed = True
+    with stage("head"):
+        after = storage.head_source(s3, ref.bucket, ref.key)
+    if after is None or after.etag != source.etag:
+        raise SourceChanged(
+            f"s3://{ref.bucket}/{ref.key} changed while its unrenderable version {source.etag} was handled"
+        )
 
 
 def _stale_plans(

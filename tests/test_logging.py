@@ -117,6 +117,23 @@ def test_error_lines_carry_the_class_and_unexpected_ones_a_traceback(aws: Aws, i
     assert trace["frames"]  # a structured traceback, frame by frame
 
 
+def test_every_dead_lettered_line_names_its_message_bucket_and_key(aws: Aws, invoke: Any) -> None:
+    aws.put_source("original/bad.jpg", b"not an image")
+    aws.put_source("original/worse.jpg", b"")
+    two_records = sqs_record(s3_body(s3_record("original/bad.jpg"), s3_record("original/worse.jpg")), "m-2")
+
+    lines = invoke(two_records, sqs_record("{not json", "m-invalid"))
+
+    dead = [line for line in lines if line["event"] == "record.dead_lettered"]
+    keyed = sorted((line["message_id"], line["bucket"], line["key"]) for line in dead if "key" in line)
+    assert keyed == [
+        ("m-2", "imgproc-source", "original/bad.jpg"),
+        ("m-2", "imgproc-source", "original/worse.jpg"),
+    ]
+    (invalid,) = [line for line in dead if "key" not in line]  # a body with no record: the message alone
+    assert (invalid["message_id"], invalid["error_class"]) == ("m-invalid", "InvalidEvent")
+
+
 def test_log_level_is_honoured(aws: Aws, invoke: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     handler.runtime.cache_clear()

@@ -92,7 +92,24 @@ def test_with_an_emitter_every_record_and_stage_is_a_subsegment() -> None:
     assert out["response"] == {"batchItemFailures": []}
     assert out["udp_packets"] == 0  # the in-memory emitter, not the daemon
     (record,) = [s for s in out["result"] if s["name"] == "record"]
-    assert record["annotations"] == {"key_prefix": "original/photos/", "outcome": "rendered"}
+    assert record["annotations"] == {
+        "message_id": "m-1",  # on-call finds a failing key's trace by key or by message id
+        "key": "original/photos/a.jpg",
+        "key_prefix": "original/photos/",
+        "outcome": "rendered",
+    }
     assert record["children"].count("head") == 3  # source, renditions, the check after writing
     for stage in ("get", "decode", "render 300x300", "render 100x100", "put"):
         assert stage in record["children"]
+
+
+def test_a_long_key_is_annotated_cut_to_the_limit_and_still_searchable_by_prefix() -> None:
+    from observability.tracing import MAX_ANNOTATED_KEY, record_annotations
+
+    key = "original/" + "é" * 1000
+    annotations = record_annotations("m-9", key)
+
+    assert annotations["key"] == key[:MAX_ANNOTATED_KEY]
+    assert key.startswith(annotations["key"])
+    assert annotations["message_id"] == "m-9"
+    assert annotations["key_prefix"] == "original/"
