@@ -415,6 +415,22 @@ def test_a_dead_lettered_source_is_recorded_with_its_error_class(
     assert len(aws.dlq_messages()) == 1
 
 
+def test_a_rendered_source_overwritten_by_a_corrupt_one_is_recorded_dead_lettered_without_renditions(
+    aws: Aws, config: Config, extras: Extras
+) -> None:
+    catalogued = with_config(config, catalog_table=TABLE)
+    aws.put_source("original/a.jpg", imagegen.photo_jpeg(320, 240))
+    assert run(aws, extras, catalogued, created("original/a.jpg")) == {"batchItemFailures": []}
+    assert extras.item("original/a.jpg")["status"] == "rendered"
+    etag = aws.put_source("original/a.jpg", b"GIF89a broken")
+
+    assert run(aws, extras, catalogued, created("original/a.jpg")) == {"batchItemFailures": []}
+
+    item = extras.item("original/a.jpg")
+    assert (item["source_etag"], item["status"], item["renditions"]) == (etag, "dead-lettered", [])
+    assert aws.dest_keys() == []
+
+
 # ---------------------------------------------------------------------------------------------------
 # notifications
 
