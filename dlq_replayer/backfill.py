@@ -56,7 +56,6 @@ import argparse
 import json
 import re
 import shlex
-import signal
 import sys
 import threading
 import time
@@ -66,11 +65,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import quote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dlq_replayer.interrupts import CtrlCStops
 from dlq_replayer.throughput import SQS_BATCH, Backpressure, Progress, RateLimiter, send_batch
 from imgproc import aws
 from imgproc.function import load_function
@@ -561,7 +561,7 @@ def run(args: argparse.Namespace) -> int:
         limiter=RateLimiter(args.rate),
     )
     job.progress = BackfillProgress("backfill", summary=job.summary, backpressure=job.backpressure)
-    with _CtrlCStops(job.stop):
+    with CtrlCStops(job.stop, "imgproc backfill: stopping after the batch in flight"):
         try:
             summary = job.run()
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, the checkpoint is still safe
@@ -600,34 +600,6 @@ def _resolve(args: argparse.Namespace) -> tuple[Target, str]:
         bucket=outputs["SourceBucketName"], queue_url=outputs["QueueUrl"], region=args.region, config=config
     )
     return target, prefix
-
-
-class _CtrlCStops:
-    """First Ctrl-C sets ``stop`` (the run ends after the batch in flight); the next one raises."""
-
-    def __init__(self, stop: threading.Event, stream: TextIO | None = None) -> None:
-        self.stop = stop
-        self.stream = stream
-        self.previous: Any = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.stop.is_set():
-            raise KeyboardInterrupt
-        self.stop.set()
-        print(
-            "\nimgproc backfill: stopping after the batch in flight (Ctrl-C again to stop at once)",
-            file=self.stream or sys.stderr,
-            flush=True,
-        )
-
-    def __enter__(self) -> _CtrlCStops:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
 
 
 def _sh(value: str) -> str:

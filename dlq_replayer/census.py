@@ -51,6 +51,9 @@ class InspectReport:
     scanned: int = 0
     matched: int = 0
     by_error_class: Counter[str] = field(default_factory=Counter)
+    # The same failure may sit on the DLQ more than once (at least once delivery): distinct keys say
+    # how many sources are affected, beside how many messages. Keys, not bodies: small even for 100k.
+    keys_by_error_class: dict[str, set[str]] = field(default_factory=dict)
     by_key_prefix: Counter[str] = field(default_factory=Counter)
     by_age: Counter[str] = field(default_factory=Counter)
     by_replay_count: Counter[int] = field(default_factory=Counter)
@@ -66,6 +69,7 @@ class InspectReport:
         summary = messages.summary(message, now)
         self.matched += 1
         self.by_error_class[summary["error_class"]] += 1
+        self.keys_by_error_class.setdefault(summary["error_class"], set()).update(summary["keys"])
         self.by_key_prefix.update({key_prefix(key, prefix_depth) for key in summary["keys"]} or {NO_KEY})
         self.by_age[age_bucket(summary["age_seconds"])] += 1
         self.by_replay_count[summary["replay_count"]] += 1
@@ -87,6 +91,10 @@ class InspectReport:
             return None
         return max(0.0, self.depth.retention_seconds - self.oldest["age_seconds"])
 
+    @property
+    def distinct_keys(self) -> int:
+        return len(set().union(*self.keys_by_error_class.values()))
+
     def warnings(self, visibility: int) -> list[str]:
         return scan_warnings(self.depth, self.release_failures, visibility)
 
@@ -105,6 +113,11 @@ class InspectReport:
             "stopped_at_max": self.stopped_at_max,
             "interrupted": self.interrupted,
             "by_error_class": dict(self.by_error_class.most_common()),
+            "distinct_keys": self.distinct_keys,
+            "distinct_keys_by_error_class": {
+                name: len(self.keys_by_error_class.get(name, ()))
+                for name, _ in self.by_error_class.most_common()
+            },
             "by_key_prefix": dict(self.by_key_prefix.most_common()),
             "by_age": {label: self.by_age[label] for label in AGE_LABELS if self.by_age[label]},
             "by_replay_count": {str(n): self.by_replay_count[n] for n in sorted(self.by_replay_count)},

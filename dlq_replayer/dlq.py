@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dlq_replayer import census, moves
+from dlq_replayer.interrupts import CtrlCStops
 from dlq_replayer.scan import (
     MAX_VISIBILITY,
     Depth,
@@ -108,6 +110,8 @@ def render_inspect(report: census.InspectReport, visibility: int) -> str:
         read += " (stopped at --max)"
     if report.interrupted:
         read += " (interrupted)"
+    if report.matched:
+        read += f" ({report.distinct_keys} distinct key{'' if report.distinct_keys == 1 else 's'})"
     lines.append(f"{read}; released {report.released}")
     if report.matched:
         lines += _inspect_details(report)
@@ -125,8 +129,13 @@ def _inspect_details(report: census.InspectReport) -> list[str]:
                 line += f"  (SQS drops it in {format_age(report.expires_in_seconds)})"
             lines.append(line)
     prefixes = [(p or "(top level)", n) for p, n in report.by_key_prefix.most_common(TOP_PREFIXES)]
+    classes = [
+        [name, str(count), str(len(report.keys_by_error_class.get(name, ())))]
+        for name, count in report.by_error_class.most_common()
+    ]
+    lines.append("")
+    lines += table(["error class", "messages", "keys"], classes, right=(1, 2))
     sections = [
-        ("error class", report.by_error_class.most_common()),
         ("key prefix", prefixes),
         ("age", [(label, report.by_age[label]) for label in census.AGE_LABELS if report.by_age[label]]),
         ("replay count", [(str(n), report.by_replay_count[n]) for n in sorted(report.by_replay_count)]),
@@ -192,6 +201,16 @@ def render_move(report: moves.MoveReport, visibility: int) -> str:
     lines += _listing("refused, still on the DLQ", report.refused)
     lines += _listing("capped, still on the DLQ", report.capped)
     lines += _listing(f"{verb} but not deleted, still on the DLQ (a duplicate, harmless)", report.not_deleted)
+    if report.repeated:
+        lines.append(
+            f"left {report.repeated} more cop{'y' if report.repeated == 1 else 'ies'} of failures replayed "
+            "in this run on the DLQ (one replay per failure and run)"
+        )
+    if report.arrived_during_run:
+        lines.append(
+            f"left {report.arrived_during_run} message(s) that arrived on the DLQ during the run "
+            f"(for the next run)"
+        )
     if report.interrupted:
         lines.append("interrupted: the summary covers what was done until then")
     if report.error:
@@ -444,15 +463,16 @@ def _run_inspect(args: argparse.Namespace) -> int:
     progress = Progress("dlq inspect: read", total=depth.visible or None)
     code = 0
     try:
-        census.inspect(
-            scanner,
-            report,
-            limit=args.max,
-            samples=args.samples,
-            prefix_depth=args.prefix_depth,
-            now=_now(),
-            progress=progress,
-        )
+        with _stops_on_ctrl_c(scanner, "inspect"):
+            census.inspect(
+                scanner,
+                report,
+                limit=args.max,
+                samples=args.samples,
+                prefix_depth=args.prefix_depth,
+                now=_now(),
+                progress=progress,
+            )
     except KeyboardInterrupt:
         report.interrupted, code = True, INTERRUPTED
     except (ClientError, BotoCoreError) as exc:
@@ -466,6 +486,20 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return code
 
 
+def _stops_on_ctrl_c(scanner: Scanner, action: str) -> CtrlCStops:
+    """Ctrl-C stops ``scanner``'s command between AWS calls, never inside a receive (see
+    :mod:`dlq_replayer.interrupts`); what it holds is then released by the caller's ``close``."""
+    if scanner.stop is None:
+        scanner.stop = threading.Event()
+    return CtrlCStops(scanner.stop, f"imgproc dlq {action}: stopping after the call in flight")
+
+
+def _moving_scanner(args: argparse.Namespace, sqs: Any, queues: Queues, depth: Depth) -> Scanner:
+    """The scanner of a replay or a purge: it takes only the messages that were on the DLQ when the run
+    started, so a run never takes its own output (a replayed message that failed again) back."""
+    return Scanner(sqs, queues.dlq_url, visibility=args.visibility, sent_before_ms=depth.cutoff_ms)
+
+
 def _execute(
     args: argparse.Namespace,
     report: moves.MoveReport,
@@ -476,7 +510,8 @@ def _execute(
     """Run ``work``, then release whatever is still held and print the summary, whatever happened."""
     progress = Progress(f"dlq {report.action}: scanned", total=report.depth.visible or None)
     try:
-        work(progress, _now())
+        with _stops_on_ctrl_c(scanner, report.action):
+            work(progress, _now())
     except KeyboardInterrupt:
         report.interrupted = True
     except (ClientError, BotoCoreError, OSError) as exc:
@@ -486,6 +521,7 @@ def _execute(
         after()
         report.released += scanner.close()
         report.release_failures = list(scanner.release_failures)
+        report.arrived_during_run = scanner.late
     _show(args, report.to_json(args.visibility), render_move(report, args.visibility))
     if report.interrupted:
         return INTERRUPTED
@@ -508,7 +544,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         rate=args.rate,
         max_replays=None if args.force else args.max_replays,
     )
-    scanner = Scanner(sqs, queues.dlq_url, visibility=args.visibility)
+    scanner = _moving_scanner(args, sqs, queues, depth)
     limiter = RateLimiter(args.rate)
 
     def work(progress: Progress, now: datetime) -> None:
@@ -613,7 +649,7 @@ def _run_purge(args: argparse.Namespace) -> int:
         rate=args.rate,
     )
     archive = None if path is None else moves.Archive(path)
-    scanner = Scanner(sqs, queues.dlq_url, visibility=args.visibility)
+    scanner = _moving_scanner(args, sqs, queues, depth)
     limiter = RateLimiter(args.rate)
 
     def work(progress: Progress, now: datetime) -> None:

@@ -49,17 +49,28 @@ def replay_count(message: Mapping[str, Any]) -> int:
         return 0
 
 
+def failure_id(message: Mapping[str, Any]) -> str:
+    """The id of the failure a message stands for: ``original-message-id`` (kept by the handler and by
+    replays across every round trip through the ingest queue), else its own message id."""
+    return attribute(message, ORIGINAL_MESSAGE_ID) or str(message["MessageId"])
+
+
+def sent_timestamp_ms(message: Mapping[str, Any]) -> int | None:
+    """``SentTimestamp`` in epoch milliseconds, or None when the message does not carry it."""
+    try:
+        return int((message.get("Attributes") or {})["SentTimestamp"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def sent_at(message: Mapping[str, Any]) -> datetime | None:
     """When the message was sent (``SentTimestamp``), as an aware UTC datetime.
 
     For a message the handler dead-lettered, that is when it failed; for one SQS redrove, it is when
     the message was first sent to the ingest queue (a redrive keeps the original timestamp).
     """
-    raw = (message.get("Attributes") or {}).get("SentTimestamp")
-    try:
-        return datetime.fromtimestamp(int(raw) / 1000, UTC)
-    except (TypeError, ValueError):
-        return None
+    millis = sent_timestamp_ms(message)
+    return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
 
 
 def age_seconds(message: Mapping[str, Any], now: datetime | None = None) -> float | None:

@@ -20,11 +20,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlq_replayer import messages
+from dlq_replayer import interrupts, messages
 from dlq_replayer.scan import Depth, Filters, Scanner, rounds_until, scan_warnings
 from dlq_replayer.throughput import SQS_BATCH, Progress, RateLimiter, send_batch
 from imgproc import aws
-from processor.dead_letter import ERROR_CLASS, ERROR_MESSAGE, FAILED_AT, REPLAY_COUNT
+from processor.dead_letter import ERROR_CLASS, ERROR_MESSAGE, FAILED_AT, ORIGINAL_MESSAGE_ID, REPLAY_COUNT
 
 DETAIL_LIMIT = 50  # messages listed by id per kind (refused, capped, ...); the counts are always exact
 DRY_RUN_SAMPLES = 10
@@ -94,6 +94,8 @@ class MoveReport:
     refused: Listing = field(default_factory=Listing)  # the send was refused: left on the DLQ
     not_deleted: Listing = field(default_factory=Listing)  # moved, but the delete failed: still on the DLQ
     samples: list[dict[str, Any]] = field(default_factory=list)  # dry run: some of what would move
+    arrived_during_run: int = 0  # sent to the DLQ after the run started: left for the next run
+    repeated: int = 0  # replay: another copy of a failure this run already replayed: left on the DLQ
     released: int = 0
     release_failures: list[str] = field(default_factory=list)
     stopped_at_max: bool = False
@@ -141,6 +143,8 @@ class MoveReport:
                 "capped": self.capped.to_json(),
                 "refused": self.refused.to_json(),
                 "not_deleted": self.not_deleted.to_json(),
+                "arrived_during_run": self.arrived_during_run,
+                "repeated": self.repeated,
                 "released": self.released,
                 "stopped_at_max": self.stopped_at_max,
                 "interrupted": self.interrupted,
@@ -161,13 +165,25 @@ def _rounds(scanner: Scanner, report: MoveReport) -> Iterator[list[Message]]:
 
 
 def _select(
-    batch: Sequence[Message], report: MoveReport, now: datetime, progress: Progress
+    batch: Sequence[Message],
+    report: MoveReport,
+    now: datetime,
+    progress: Progress,
+    taken: set[str] | None = None,
 ) -> tuple[list[Message], list[Message]]:
-    """Split a round into (selected, to release now); counts scanned, matched, skipped and capped."""
+    """Split a round into (selected, to release now); counts scanned, matched, skipped and capped.
+
+    ``taken``, when given, holds the failure ids (:func:`messages.failure_id`) selected so far in this
+    run: a message of a failure already taken is neither selected nor released (it stays held until
+    the scan ends and is counted as ``repeated``), so one run never sends one failure twice.
+    """
     selected, release = [], []
     for message in batch:
         if report.limit is not None and report.matched >= report.limit:
             release.append(message)  # beyond --max: not looked at
+            continue
+        if taken is not None and messages.failure_id(message) in taken:
+            report.repeated += 1  # not scanned: the run's own output, or a copy of what it took
             continue
         report.scanned += 1
         progress.advance()
@@ -181,6 +197,8 @@ def _select(
             report.capped.add(message, f"replay-count {count} >= --max-replays {report.max_replays}", now)
             release.append(message)
             continue
+        if taken is not None:
+            taken.add(messages.failure_id(message))
         selected.append(message)
     return selected, release
 
@@ -226,8 +244,10 @@ def replay_entry(message: Mapping[str, Any]) -> dict[str, Any]:
 
     The last failure's ``error-class``, ``error-message`` and ``failed-at`` are dropped: they describe
     the failure being replayed, and a replayed message that SQS later redrives must read as
-    ``RetriesExhausted``, not as its old class. ``original-message-id`` stays, so that a message
-    dead-lettered again still names the first one.
+    ``RetriesExhausted``, not as its old class. ``original-message-id`` stays, or is set to this
+    message's id when SQS redrove it without one (and the message has room for one more attribute),
+    so that a message back on the DLQ, by the handler or by SQS, names the first failure (and a
+    replay run recognises its own output by it).
     """
     attributes: dict[str, Any] = {}
     for name, value in (message.get("MessageAttributes") or {}).items():
@@ -235,6 +255,8 @@ def replay_entry(message: Mapping[str, Any]) -> dict[str, Any]:
             continue
         attributes[name] = _sendable(value)
     attributes[REPLAY_COUNT] = {"DataType": "Number", "StringValue": str(messages.replay_count(message) + 1)}
+    if ORIGINAL_MESSAGE_ID not in attributes and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
+        attributes[ORIGINAL_MESSAGE_ID] = {"DataType": "String", "StringValue": messages.failure_id(message)}
     entry: dict[str, Any] = {"MessageBody": message["Body"], "MessageAttributes": attributes}
     trace = (message.get("Attributes") or {}).get("AWSTraceHeader")
     if trace:
@@ -277,10 +299,15 @@ def replay(
     now: datetime,
     progress: Progress,
 ) -> None:
-    """Send the selected messages to ``report.destination``; delete from the DLQ exactly those SQS took."""
+    """Send the selected messages to ``report.destination``; delete from the DLQ exactly those SQS took.
+
+    Each failure is sent at most once per run (see :func:`_select`), and only messages that were on
+    the DLQ when the run started are taken (the scanner's ``sent_before_ms``).
+    """
     assert report.destination is not None
+    taken: set[str] = set()
     for batch in _rounds(scanner, report):
-        selected, release = _select(batch, report, now, progress)
+        selected, release = _select(batch, report, now, progress, taken)
         pairs = []
         for message in selected:
             entry = replay_entry(message)
@@ -296,6 +323,7 @@ def replay(
                 report.moved_one(message, now)
             continue
         for chunk in batches_of(pairs):
+            interrupts.check(scanner.stop)  # the rest of the round stays held and is released
             limiter.acquire(len(chunk))
             result = send_batch(sqs, report.destination, [entry for _, entry in chunk])
             for index, reason in result.failed.items():
@@ -382,6 +410,7 @@ def purge(
                 report.moved_one(message, now)
             continue
         for start in range(0, len(selected), SQS_BATCH):
+            interrupts.check(scanner.stop)
             chunk = selected[start : start + SQS_BATCH]
             if archive is not None:
                 archive.write(chunk)  # fsynced: only now may they go

@@ -10,22 +10,36 @@ never bodies, so memory stays small on a DLQ of many thousands.
 Messages a command does not want are released at once. SQS then delivers them again; the second
 time the scanner keeps them hidden until the end of the scan instead, so that a scan always ends (at
 the first receive that brings nothing) and sees every message of the queue.
+
+A scan that moves messages (replay, purge) takes only those that were on the queue when it started
+(``sent_before_ms``): with the pipeline running, a replayed message that fails again is back on the
+DLQ within milliseconds, and taking it again would replay the run's own output until ``--max-replays``
+(or forever, with ``--force``). Such late arrivals are held until the end of the scan (so each is
+received once), counted in :attr:`Scanner.late`, and left for the next run; a receive that brings
+nothing else counts as empty, so that a steady stream of new failures cannot keep a scan alive.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlq_replayer import messages
+from dlq_replayer import interrupts, messages
 from dlq_replayer.throughput import SQS_BATCH
 
 MAX_VISIBILITY = 43200  # SQS limit, seconds
+# The HTTP Date header has whole seconds: a run that started at 12:00:00.900 reads 12:00:00. Messages
+# sent within that second count as present at the start; the run's own output among them is still
+# recognised by its failure id (:func:`messages.failure_id`).
+DATE_RESOLUTION_MS = 1000
 WAIT_SECONDS = 1  # long poll: an empty answer then means no visible message, not an unlucky sample
 EMPTY_POLLS = 2  # consecutive empty receives that end a scan
 
@@ -59,23 +73,38 @@ class Depth:
     visible: int
     in_flight: int
     retention_seconds: int | None
+    # Messages sent after this (epoch ms) arrived after the command started: SQS's own clock from its
+    # Date header, so that this machine's clock skew does not matter; this machine's when there is none.
+    cutoff_ms: int = 0
 
 
 def queue_depth(sqs: Any, url: str) -> Depth:
-    attributes = sqs.get_queue_attributes(
+    response = sqs.get_queue_attributes(
         QueueUrl=url,
         AttributeNames=[
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",
             "MessageRetentionPeriod",
         ],
-    )["Attributes"]
+    )
+    attributes = response["Attributes"]
     retention = attributes.get("MessageRetentionPeriod")
     return Depth(
         int(attributes.get("ApproximateNumberOfMessages", 0)),
         int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
         int(retention) if retention else None,
+        _cutoff_ms(response),
     )
+
+
+def _cutoff_ms(response: Mapping[str, Any]) -> int:
+    """The end of the second in the response's HTTP ``Date`` header (epoch ms); now by this machine's
+    clock when the header is missing or unreadable."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return int(parsedate_to_datetime(date).timestamp() * 1000) + DATE_RESOLUTION_MS
+    except (TypeError, ValueError, IndexError):
+        return int(time.time() * 1000)
 
 
 def scan_warnings(depth: Depth, release_failures: list[str], visibility: int) -> list[str]:
@@ -169,6 +198,9 @@ class Scanner:
     visibility: int = 120
     wait_seconds: int = field(default_factory=lambda: WAIT_SECONDS)
     empty_polls: int = field(default_factory=lambda: EMPTY_POLLS)
+    sent_before_ms: int | None = None  # take only messages sent by then (see the module doc)
+    stop: threading.Event | None = None  # set (by Ctrl-C): stop before the next receive
+    late: int = 0  # messages sent after ``sent_before_ms``: held, not handed out
     release_failures: list[str] = field(default_factory=list)  # "message id: reason"
     _seen: set[str] = field(default_factory=set)
     _held: dict[str, str] = field(default_factory=dict)  # message id -> latest receipt handle
@@ -177,16 +209,20 @@ class Scanner:
         """Rounds of new messages until ``empty_polls`` receives in a row bring nothing.
 
         ``batch_size()``, when given, caps each receive (a caller that needs 3 more asks for 3).
+        A stop asked for (``stop``) raises ``KeyboardInterrupt`` before the next receive, never
+        during one: every message SQS hid for this scan is then known, and :meth:`close` frees it.
         """
         empty = 0
         while empty < self.empty_polls:
+            interrupts.check(self.stop)
             batch = self.receive(batch_size() if batch_size else messages.MAX_RECEIVE)
             empty = 0 if batch is not None else empty + 1
             if batch:
                 yield batch
 
     def receive(self, max_messages: int = messages.MAX_RECEIVE) -> list[dict[str, Any]] | None:
-        """One receive: the messages new to this scan (maybe none), or None when SQS gave nothing."""
+        """One receive: the messages new to this scan (maybe none), or None when SQS gave nothing
+        (or nothing but late arrivals)."""
         received = self.sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=max(1, min(max_messages, messages.MAX_RECEIVE)),
@@ -198,13 +234,23 @@ class Scanner:
         if not received:
             return None
         fresh = []
+        late = 0
         for message in received:
             message_id = message["MessageId"]
             self._held[message_id] = message["ReceiptHandle"]  # a repeat: only its latest handle works
-            if message_id not in self._seen:  # a repeat stays held until the end: no more repeats
-                self._seen.add(message_id)
+            if message_id in self._seen:  # a repeat stays held until the end: no more repeats
+                continue
+            self._seen.add(message_id)
+            if self._arrived_late(message):
+                late += 1
+            else:
                 fresh.append(message)
-        return fresh
+        self.late += late
+        return None if late == len(received) else fresh
+
+    def _arrived_late(self, message: Mapping[str, Any]) -> bool:
+        sent = messages.sent_timestamp_ms(message)
+        return self.sent_before_ms is not None and sent is not None and sent > self.sent_before_ms
 
     def deleted(self, batch: Iterable[Mapping[str, Any]]) -> None:
         for message in batch:

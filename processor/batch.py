@@ -177,9 +177,8 @@ def _process_record(
     ``result`` is filled in as the work goes: the caller reads the source's HEAD from it even when
     the record failed."""
     started = time.perf_counter()
-    context = {"bucket": ref.bucket, "key": ref.key, "event_name": ref.event_name, "backfill": ref.backfill}
     with (
-        structlog.contextvars.bound_contextvars(**context),
+        structlog.contextvars.bound_contextvars(**_record_context(ref)),
         _unbound_on_exit("source_etag"),  # bound by reconcile once it knows the source
         tracing.subsegment("record", **tracing.record_annotations(message_id, ref.key)) as segment,
     ):
@@ -214,6 +213,11 @@ def _process_record(
             metadata={"source_bytes": report.source_bytes, "output_bytes": report.output_bytes},
         )
         return report, None
+
+
+def _record_context(ref: ObjectRef) -> dict[str, Any]:
+    """What every log line about a record carries, beside the message id bound for the message."""
+    return {"bucket": ref.bucket, "key": ref.key, "event_name": ref.event_name, "backfill": ref.backfill}
 
 
 @contextmanager
@@ -280,7 +284,7 @@ def _dead_letter(
     if not failed_sources:  # the body named no record (InvalidEvent): a line for the message alone
         log.warning("record.dead_lettered", **fields)
     for ref, _, _ in failed_sources:  # one line per failed record, with its bucket and key
-        with structlog.contextvars.bound_contextvars(bucket=ref.bucket, key=ref.key):
+        with structlog.contextvars.bound_contextvars(**_record_context(ref)):
             log.warning("record.dead_lettered", **fields)
     _settle_failed(records, DEAD_LETTERED)
     return MessageOutcome(message.message_id, DEAD_LETTERED, records)

@@ -231,3 +231,20 @@ def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
 def log() -> Any:
     logs.configure("DEBUG")
     return logs.get_logger("test")
+
+
+@pytest.fixture
+def stack(deployed_stack: dict[str, str]) -> Any:
+    """The real template deployed into moto: its outputs and an SQS client (:class:`dlqkit.Stack`)."""
+    from dlqkit import Stack
+
+    return Stack(deployed_stack, boto3.client("sqs", region_name=REGION))
+
+
+@pytest.fixture
+def short_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto answers exactly: an empty short poll means an empty queue (real SQS needs long polls)."""
+    from dlq_replayer import scan
+
+    monkeypatch.setattr(scan, "WAIT_SECONDS", 0)
+    monkeypatch.setattr(scan, "EMPTY_POLLS", 1)

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import boto3
 import imagegen
 import pytest
 from conftest import REGION, eventually, hook_sqs, s3_body, s3_record
+from dlqkit import Stack, run_dlq, run_json
 from moto import mock_aws
 
 from dlq_replayer import census, dlq, messages, moves, scan
@@ -28,101 +28,14 @@ from observability import logs
 from processor import dead_letter
 from processor.batch import process_batch
 from processor.config import Config
-from processor.errors import CorruptImage, NotAnImage, ProcessingError
+from processor.errors import CorruptImage, NotAnImage
 from processor.events import SqsMessage, parse_sqs_event
 
 # moto's CloudFormation skips the template's policies (imgproc.local_stack applies them for `up`).
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
-
-
-@dataclass
-class Stack:
-    outputs: dict[str, str]
-    sqs: Any
-
-    @property
-    def ingest(self) -> str:
-        return self.outputs["QueueUrl"]
-
-    @property
-    def dlq(self) -> str:
-        return self.outputs["DeadLetterQueueUrl"]
-
-    def depth(self, url: str) -> tuple[int, int]:
-        """(visible, in flight) of the queue at ``url``."""
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]), int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
-
-    def counts(self) -> dict[str, tuple[int, int]]:
-        return {"ingest": self.depth(self.ingest), "dlq": self.depth(self.dlq)}
-
-    def snapshot(self, url: str) -> dict[str, dict[str, Any]]:
-        """Every message on ``url`` by id (body, message attributes), then made visible again."""
-        found: dict[str, dict[str, Any]] = {}
-        handles = []
-        while True:
-            batch = self.sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, MessageAttributeNames=["All"]
-            ).get("Messages", [])
-            if not batch:
-                break
-            for m in batch:
-                found[m["MessageId"]] = {
-                    "Body": m["Body"],
-                    "MessageAttributes": m.get("MessageAttributes", {}),
-                }
-                handles.append(m["ReceiptHandle"])
-        for start in range(0, len(handles), 10):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                for i, h in enumerate(handles[start : start + 10])
-            ]
-            self.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
-        return found
-
-    def dead_letter(
-        self, key: str, error: ProcessingError, replay_count: int = 0, original_id: str = "orig"
-    ) -> None:
-        """What the handler writes for a permanent failure (processor.dead_letter.send)."""
-        message = SqsMessage(original_id, s3_body(s3_record(key)), receive_count=1, replay_count=replay_count)
-        dead_letter.send(self.sqs, self.dlq, message, error)
-        time.sleep(0.002)  # distinct SentTimestamps
-
-    def redriven(self, *keys: str, **attributes: dict[str, Any]) -> None:
-        """What SQS's redrive leaves on the DLQ: the ingest message as it was (S3 sends no attributes)."""
-        extra = {"MessageAttributes": attributes} if attributes else {}
-        self.sqs.send_message(QueueUrl=self.dlq, MessageBody=s3_body(*(s3_record(k) for k in keys)), **extra)
-        time.sleep(0.002)
-
-
-@pytest.fixture
-def stack(deployed_stack: dict[str, str]) -> Stack:
-    """The real template deployed into moto: its outputs and an SQS client."""
-    return Stack(deployed_stack, boto3.client("sqs", region_name=REGION))
-
-
-@pytest.fixture(autouse=True)
-def _short_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto answers exactly: an empty short poll means an empty queue (real SQS needs long polls)."""
-    monkeypatch.setattr(scan, "WAIT_SECONDS", 0)
-    monkeypatch.setattr(scan, "EMPTY_POLLS", 1)
-
-
-def run_dlq(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(["dlq", *args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    code, out, err = run_dlq(capsys, *args, "--json")
-    assert "Traceback" not in err
-    return code, json.loads(out)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning"),
+    pytest.mark.usefixtures("short_polls"),
+]
 
 
 def sent_times(stack: Stack) -> list[datetime]:
@@ -195,16 +108,19 @@ def test_inspect_human_output(
 
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[:2] == ["DLQ imgproc-dlq: 2 visible, 0 in flight at start", "read 2; released 2"]
+    assert lines[:2] == [
+        "DLQ imgproc-dlq: 2 visible, 0 in flight at start",
+        "read 2 (2 distinct keys); released 2",
+    ]
     assert lines[2] == (
         f"oldest  {oldest:%Y-%m-%dT%H:%M:%S}Z  2h05m ago  original/2026/slow.jpg  (SQS drops it in 13d21h)"
     )
     assert lines[3] == f"newest  {newest:%Y-%m-%dT%H:%M:%S}Z  2h05m ago  original/2026/a.jpg"
     assert lines[4:] == [
         "",
-        "error class       messages",
-        "RetriesExhausted         1",
-        "NotAnImage               1",
+        "error class       messages  keys",
+        "RetriesExhausted         1     1",
+        "NotAnImage               1     1",
         "",
         "key prefix      messages",
         "original/2026/         2",
@@ -222,6 +138,24 @@ def test_inspect_human_output(
         "  NotAnImage        original/2026/a.jpg           1  not an image (text/html)",
     ]
     assert stack.counts() == {"ingest": (0, 0), "dlq": (2, 0)}
+
+
+def test_inspect_counts_distinct_keys_beside_messages(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same failure twice (a duplicate S3 event, a worker killed after its DLQ send)."""
+    stack.dead_letter("original/a.jpg", NotAnImage("x"), original_id="m-1")
+    stack.dead_letter("original/a.jpg", NotAnImage("x"), original_id="m-1")
+    stack.dead_letter("original/a.jpg", NotAnImage("x"))
+    stack.dead_letter("original/b.jpg", NotAnImage("x"))
+    stack.redriven("original/a.jpg")
+
+    code, doc = run_json(capsys, "inspect")
+
+    assert code == 0
+    assert doc["by_error_class"] == {"NotAnImage": 4, "RetriesExhausted": 1}
+    assert doc["distinct_keys_by_error_class"] == {"NotAnImage": 2, "RetriesExhausted": 1}
+    assert doc["distinct_keys"] == 2
 
 
 def test_inspect_with_filters_and_max(
@@ -296,20 +230,23 @@ def test_replay_keeps_body_and_attributes_but_the_last_failure_and_increments_re
     assert stack.counts() == {"ingest": (2, 0), "dlq": (0, 0)}
     replayed = {m["Body"]: m["MessageAttributes"] for m in stack.snapshot(stack.ingest).values()}
     assert set(replayed) == {m["Body"] for m in on_dlq.values()}
-    for before in on_dlq.values():
+    for dlq_id, before in on_dlq.items():
         after = replayed[before["Body"]]
         previous = int(before["MessageAttributes"].get("replay-count", {}).get("StringValue", 0))
         assert after.pop("replay-count") == {"DataType": "Number", "StringValue": str(previous + 1)}
+        # Every replayed message names its first failure: the one SQS redrove without attributes, itself.
+        first = before["MessageAttributes"].get("original-message-id", {}).get("StringValue", dlq_id)
+        assert after.pop("original-message-id") == {"DataType": "String", "StringValue": first}
         # The replayed failure's own description is dropped; every other attribute is kept.
         kept = {
             name: value
             for name, value in before["MessageAttributes"].items()
-            if name not in ("replay-count", "error-class", "error-message", "failed-at")
+            if name
+            not in ("replay-count", "original-message-id", "error-class", "error-message", "failed-at")
         }
         assert after == kept
     handler_written = replayed[s3_body(s3_record("original/a.jpg"))]
     assert "error-class" not in handler_written  # if SQS redrives it later, it reads RetriesExhausted
-    assert handler_written["original-message-id"]["StringValue"] == "orig-a"
 
 
 def test_replay_filters_by_error_class_and_key_prefix(
