@@ -3,14 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The function's runtime closure, resolved once for every platform (see requirements/function.in).
+LOCK := requirements/function.txt
+UV := uv==0.13.9
 
-.PHONY: test lint unit bench demo up dashboard chaos clean
+.PHONY: test lint unit bench demo up dashboard chaos clean lock
 
-$(STAMP): setup.cfg pyproject.toml
+# The locked closure first, hash-checked and exactly as `imgproc package` puts it in the zip; then the
+# project and its dev tools, constrained by the lock so no tool moves a locked package.
+$(STAMP): setup.cfg pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	grep -Eo '^[A-Za-z0-9._-]+==[^ ]+' $(LOCK) > $(VENV)/constraints.txt  # pip: hashes make -c check all
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+lock:  # re-resolve requirements/function.in to the newest versions, with hashes for every platform
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet '$(UV)'
+	$(BIN)/uv pip compile requirements/function.in --universal --python-version 3.11 --upgrade \
+		--generate-hashes --no-strip-markers --custom-compile-command 'make lock' --output-file $(LOCK)
 
 test: $(STAMP) lint unit
 

@@ -268,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
             artifact_bucket=args.artifact_bucket,
         )
         result = deploy(request, progress)
-    except (OSError, ValueError, DeployError, aws.StackNotFound) as exc:
+    except (OSError, ValueError, DeployError, package.PackagingError, aws.StackNotFound) as exc:
         print(f"imgproc deploy: {exc}", file=sys.stderr)
         return 1
     if args.json:

@@ -6,11 +6,13 @@ import io
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from importlib.metadata import version as metadata_version
 from pathlib import Path
 
 import boto3
@@ -20,8 +22,9 @@ from conftest import s3_body, s3_record, sqs_event, sqs_record
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from imgproc import package
+from imgproc import cli, package
 
+LOCK_INPUT = package.PROJECT_ROOT / "requirements" / "function.in"
 ELF_MACHINE = {"x86_64": 0x3E, "aarch64": 0xB7}
 
 
@@ -31,10 +34,94 @@ def elf_machine(data: bytes) -> int:
 
 
 @pytest.fixture(scope="module")
-def arm64_zip(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+def arm64_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`imgproc package` run as an operator runs it (the default arm64 target), once per module."""
     path = tmp_path_factory.mktemp("arm64") / "function.zip"
-    package.build(path, platforms=package.ARCHITECTURES["arm64"], python_version="3.12")
+    completed = subprocess.run(
+        [sys.executable, "-m", "imgproc.cli", "package", "--output", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return path, completed
+
+
+@pytest.fixture(scope="module")
+def arm64_zip(arm64_build: tuple[Path, subprocess.CompletedProcess[str]]) -> zipfile.ZipFile:
+    path, completed = arm64_build
+    assert completed.returncode == 0, completed.stderr
     return zipfile.ZipFile(path)
+
+
+def test_package_prints_its_result_and_nothing_of_pips(
+    arm64_build: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    path, completed = arm64_build
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr.splitlines() == [
+        f"building {path} for manylinux2014_aarch64, manylinux_2_28_aarch64, Python 3.12"
+    ]
+    assert completed.stdout.startswith(f"{path}: ")
+    assert len(completed.stdout.splitlines()) == 1
+
+
+def test_zip_holds_exactly_the_locked_distributions(arm64_zip: zipfile.ZipFile) -> None:
+    locked = package.locked_versions()
+    assert {"boto3", "botocore", "urllib3", "pillow", "aws-xray-sdk", "wrapt", "structlog"} <= set(locked)
+    assert package.zip_distributions(arm64_zip) == locked
+
+
+def test_test_venv_runs_the_locked_versions() -> None:
+    """The suite's venv (Makefile, installed from the lock) holds every locked package at its version."""
+    locked = package.locked_versions()
+    assert locked
+    installed = {name: metadata_version(name) for name in locked}
+    assert installed == locked
+
+
+def test_lock_is_complete_hashed_and_means_the_same_on_every_platform() -> None:
+    text = package.LOCK.read_text(encoding="utf-8")
+    entries = [entry for entry in text.replace("\\\n", " ").splitlines() if entry and entry[0].isalnum()]
+    assert len(entries) == len(package.locked_versions())
+    for entry in entries:
+        assert "--hash=sha256:" in entry, entry  # pip's --require-hashes in package and the Makefile
+        # `pip install --target --platform` evaluates markers for this machine, not the target's.
+        assert ";" not in entry, entry
+    direct = [line.split("#")[0].strip() for line in LOCK_INPUT.read_text(encoding="utf-8").splitlines()]
+    names = {package.canonical_name(re.split(r"[<>=!~ \[]", line)[0]) for line in direct if line}
+    assert names
+    assert names <= set(package.locked_versions()), "requirements/function.in changed: run make lock"
+
+
+@pytest.mark.parametrize(
+    ("lock_text", "reason"),
+    [
+        ("not a requirement ~~\n", "Invalid requirement"),
+        (None, "is missing (run `make lock`)"),
+    ],
+)
+def test_a_failing_install_ends_in_one_line_and_exit_1(
+    lock_text: str | None,
+    reason: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lock = tmp_path / "function.txt"
+    if lock_text is not None:
+        lock.write_text(lock_text)
+    monkeypatch.setattr(package, "LOCK", lock)
+
+    assert cli.main(["package", "--output", str(tmp_path / "f.zip")]) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    building, failure = err.splitlines()
+    assert building.startswith("building ")
+    assert failure.startswith("imgproc package: ")
+    assert reason in failure
+    assert not (tmp_path / "f.zip").exists()
 
 
 def test_arm64_zip_holds_linux_aarch64_binaries_for_the_lambda_python(arm64_zip: zipfile.ZipFile) -> None:
@@ -92,6 +179,8 @@ def test_the_unzipped_function_runs_alone_against_moto(moto_server: str, tmp_pat
     platforms = (f"manylinux2014_{machine}", f"manylinux_2_28_{machine}")
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     artifact = package.build(tmp_path / "function.zip", platforms=platforms, python_version=python)
+    # The same lock serves this machine's platform and Python, not only Lambda's.
+    assert package.zip_distributions(zipfile.ZipFile(artifact.path)) == package.locked_versions()
     folder = _extract(zipfile.ZipFile(artifact.path), tmp_path / "function")
 
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
