@@ -43,8 +43,9 @@ up: $(STAMP)
 dashboard: $(STAMP)  # regenerate the template's dashboard and alarms from observability/dashboard.py
 	$(BIN)/python -m observability.dashboard --write
 
-chaos: $(STAMP)  # the long chaos run: 400 uploads, faults, a worker killed mid-batch
+chaos: $(STAMP)  # the long chaos run (400 uploads, faults, a killed worker) and a long invariant search
 	IMGPROC_CHAOS_UPLOADS=400 $(BIN)/pytest -m chaos -s
+	IMGPROC_INVARIANT_EXAMPLES=400 IMGPROC_INVARIANT_SHRINK=1 $(BIN)/pytest tests/test_reconcile_invariant.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_imaging.py
