@@ -174,6 +174,9 @@ def _serve(
         messages = poller.receive_batch(sqs, mapping, options.wait_seconds)
         if not messages:
             continue
+        if stopping():  # told to stop during the long poll (a redeploy): not with the old configuration
+            _release(sqs, mapping, messages)
+            break
         stack = []
         result = poller.run_batch(sqs, mapping, messages, invoke, retry_after=options.retry_after)
         if result.batch_error:
@@ -187,6 +190,18 @@ def _serve(
             outcomes=tap.take(),
         )
     return 0
+
+
+def _release(sqs: Any, mapping: poller.Mapping, messages: list[dict[str, Any]]) -> None:
+    """Make ``messages`` visible again at once, for a worker with the current configuration."""
+    for start in range(0, len(messages), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=mapping.queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages[start : start + 10])
+            ],
+        )
 
 
 if __name__ == "__main__":
