@@ -43,6 +43,7 @@ import imagegen  # noqa: E402
 
 from dlq_replayer import backfill  # noqa: E402
 from imgproc import function, local, poller, status  # noqa: E402
+from imgproc import workers as workers_  # noqa: E402
 from processor.config import Config  # noqa: E402
 
 KEY_PREFIX = "original/load/"
@@ -118,7 +119,7 @@ def run_size(size: int, workers: int, images: list[bytes], max_backlog: int | No
                 backlog_poll=0.2,
             )
             mapping = poller.load_mapping(runtime.endpoint_url, runtime.region, runtime.outputs)
-            consumers = poller.Poller(mapping, options, workers)
+            consumers = workers_.Poller(mapping, options, workers)
 
             start = time.perf_counter()
             consumers.start()

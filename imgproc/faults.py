@@ -55,8 +55,27 @@ def parse(spec: str) -> list[Rule]:
                 raise ValueError(f"fault rule {text!r}: {how!r} is not N, * or a probability") from None
             if not 0 < probability <= 1:
                 raise ValueError(f"fault rule {text!r}: probability must be in (0, 1]")
+        _check_operation(text, operation)
         rules.append(Rule(operation, key_part or None, count, probability))
     return rules
+
+
+SERVICES = ("s3", "sqs")  # the handler's clients that faults attach to (see install)
+
+
+def _check_operation(text: str, operation: str) -> None:
+    """A rule must name (or match) an operation of the handler's clients: a typo would fail nothing."""
+    import botocore.session  # noqa: PLC0415 - only when there is a spec
+
+    session = botocore.session.get_session()
+    for service in SERVICES:
+        names = session.get_service_model(service).operation_names
+        if any(fnmatch.fnmatchcase(f"{service}.{name}", operation) for name in names):
+            return
+    raise ValueError(
+        f"fault rule {text!r}: {operation!r} matches no operation of {' or '.join(SERVICES)} "
+        "(e.g. s3.GetObject, sqs.SendMessage, s3.*)"
+    )
 
 
 class Injector:

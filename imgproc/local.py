@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import signal
 import sys
 import time
@@ -22,20 +23,22 @@ import boto3
 from PIL import Image
 
 from dlq_replayer import messages
-from imgproc import aws, deploy, embedded, local_stack, poller, samples
+from imgproc import aws, deploy, embedded, faults, local_stack, poller, samples
+from imgproc import workers as workers_
 from imgproc.function import load_function
 from processor import catalog, markers, storage
 from processor.config import Config
 from processor.renditions import plan_renditions
 
 STATE_DIR = Path(".imgproc")
-COUNTERS = ("received", "rendered", "skipped", "deleted", "dead-lettered", "retried")
+COUNTERS = ("received", "rendered", "skipped", "deleted", "dead-lettered", "retried", "function errors")
 # `imgproc demo --with-extras`: the optional features on (-p overrides still win).
 EXTRAS_PARAMETERS = {
     "EnableCatalog": "true",
     "EnableNotifications": "true",
     "WatermarkText": "(c) imgproc demo",
 }
+COUNTER_INTERVAL = 2.0  # seconds between counter lines when stderr is not a terminal
 
 
 def progress(line: str) -> None:
@@ -54,11 +57,14 @@ class LocalRuntime:
         region: str,
         overrides: dict[str, str],
         options: poller.WorkerOptions,
+        restart_policy: workers_.RestartPolicy | None = None,
     ) -> None:
         self._aws = embedded.EmbeddedAws(port=port, log_file=options.log_dir / "moto.log")
         self._workers, self._stack_name, self.region = workers, stack_name, region
-        self._overrides, self._options = overrides, options
-        self._poller: poller.Poller | None = None
+        self._overrides, self._options, self._policy = overrides, options, restart_policy
+        self._poller: workers_.Poller | None = None
+        self._errors_seen: set[str] = set()
+        self._notices: list[str] = []
         self.outputs: dict[str, str] = {}
         self.endpoint_url = ""
         self.totals = dict.fromkeys(COUNTERS, 0)
@@ -75,8 +81,15 @@ class LocalRuntime:
             overrides=self._overrides,
             progress=progress,
         )
-        mapping = poller.load_mapping(self.endpoint_url, self.region, self.outputs)
-        self._poller = poller.Poller(mapping, self._options, self._workers, on_restart=_report_restart)
+        lam = self.client("lambda")
+        mapping = poller.load_mapping(self.endpoint_url, self.region, self.outputs, lam)
+        self._poller = workers_.Poller(
+            mapping,
+            self._options,
+            self._workers,
+            watch=lambda: poller.load_mapping(self.endpoint_url, self.region, self.outputs, lam),
+            policy=self._policy,
+        )
         self._poller.start()
         return self
 
@@ -84,25 +97,56 @@ class LocalRuntime:
     def worker_pids(self) -> list[int]:
         return self._poller.pids if self._poller else []
 
+    @property
+    def failure(self) -> str | None:
+        """Why the poller gave up (a function whose workers cannot start), or None."""
+        return self._poller.failure if self._poller else None
+
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
 
     def update_totals(self) -> bool:
-        """Fold the workers' batch reports into :attr:`totals`; True when anything changed."""
-        reports = self._poller.drain_stats() if self._poller else []
+        """Fold the workers' batch reports into :attr:`totals`; True when anything changed.
+
+        A batch the function failed (an exception, its cold start included, or a timeout) counts as a
+        function error; each distinct error becomes one notice (:meth:`take_notices`).
+        """
+        if self._poller is None:
+            return False
+        reports = self._poller.drain_stats()
+        self._notices.extend(self._poller.drain_notices())
         for report in reports:
             self.totals["received"] += report.received
             self.totals["retried"] += report.failed
             for name, count in report.outcomes.items():
                 self.totals[name] = self.totals.get(name, 0) + count
+            if report.batch_error:
+                self.totals["function errors"] += 1
+                if report.batch_error not in self._errors_seen:
+                    self._errors_seen.add(report.batch_error)
+                    self._notices.append(
+                        f"function error: {report.batch_error} (the batch is retried; each new error is "
+                        f"shown once, all of them are in {self._options.log_dir}/worker-N.jsonl)"
+                    )
         return bool(reports)
 
+    def take_notices(self) -> list[str]:
+        """Lines for the operator since the last call: worker restarts, configuration changes, errors."""
+        self.update_totals()
+        notices, self._notices = self._notices, []
+        return notices
+
     def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.stop()
-            self._poller = None
-            self.update_totals()
-        self._aws.stop()
+        """Stop the workers (after their batch in hand), then the embedded AWS; leaves no process."""
+        try:
+            if self._poller is not None:
+                try:
+                    self._poller.stop()
+                finally:
+                    self.update_totals()
+                    self._poller = None
+        finally:
+            self._aws.stop()
 
     def __enter__(self) -> LocalRuntime:
         try:
@@ -115,19 +159,30 @@ class LocalRuntime:
         self.stop()
 
 
-def _report_restart(index: int, exitcode: int) -> None:
-    how = f"exited with status {exitcode}"
-    if exitcode < 0:
-        how = f"was killed by {signal.Signals(-exitcode).name}"
-    lead = "\n" if sys.stderr.isatty() else ""  # below the live counters line
-    progress(
-        f"{lead}worker {index} {how}; started a new one (the batch it held comes back after the "
-        "queue's visibility timeout)"
-    )
-
-
 def counters_line(totals: dict[str, int]) -> str:
     return " | ".join(f"{name} {totals.get(name, 0)}" for name in COUNTERS)
+
+
+class LinePrinter:
+    """When to print the counters line where stderr is not a terminal (a log file, a pipe): every
+    change, at most one line per ``interval`` seconds, and a change held back by that limit is
+    printed once the interval is over, so the last line printed is never stale."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval, self._clock = interval, clock
+        self._shown: str | None = None
+        self._at = -math.inf
+
+    def due(self, line: str) -> bool:
+        """True when ``line`` should be printed now (it is then taken as shown)."""
+        if line == self._shown or self._clock() - self._at < self._interval:
+            return False
+        self._shown, self._at = line, self._clock()
+        return True
+
+    def pending(self, line: str) -> bool:
+        """True when ``line`` was never printed (print it before exiting)."""
+        return line != self._shown
 
 
 @contextlib.contextmanager
@@ -145,22 +200,40 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def serve_until_interrupted(runtime: LocalRuntime, interval: float = 0.5) -> None:
-    """Show the live counters until Ctrl-C (a line updated in place on a terminal)."""
+def serve_until_interrupted(runtime: LocalRuntime, interval: float = 0.5) -> bool:
+    """Show the live counters and notices until Ctrl-C (True) or until the poller gives up (False).
+
+    On a terminal the counters are one line updated in place; elsewhere every change is printed
+    (see :class:`LinePrinter`).
+    """
     live = sys.stderr.isatty()
-    last_print = 0.0
-    with contextlib.suppress(KeyboardInterrupt), _stop_on_signals():
-        while True:
-            changed = runtime.update_totals()
+    printer = LinePrinter(COUNTER_INTERVAL)
+    on_line = False  # the cursor is at the end of the live counters line
+    try:
+        while runtime.failure is None:
+            for notice in runtime.take_notices():
+                progress(("\n" if on_line else "") + notice)
+                on_line = False
+            line = counters_line(runtime.totals)
             if live:
-                print(f"\r{counters_line(runtime.totals)}", end="", file=sys.stderr, flush=True)
-            elif changed and time.monotonic() - last_print > 5:
-                progress(counters_line(runtime.totals))
-                last_print = time.monotonic()
+                print(f"\r{line}", end="", file=sys.stderr, flush=True)
+                on_line = True
+            elif printer.due(line):
+                progress(line)
             time.sleep(interval)
-    if live:
+    except KeyboardInterrupt:
+        pass
+    if on_line:
         print(file=sys.stderr)
+    for notice in runtime.take_notices():
+        progress(notice)
+    if runtime.failure is not None:
+        return False
+    line = counters_line(runtime.totals)
+    if not live and printer.pending(line):
+        progress(line)
     progress("stopping: letting in-flight batches finish")
+    return True
 
 
 def print_banner(runtime: LocalRuntime, log_dir: Path) -> None:
@@ -188,14 +261,47 @@ Logs: {log_dir}/ (handler: worker-N.jsonl, embedded AWS requests: moto.log). Ctr
     )
 
 
+def port_number(raw: str) -> int:
+    """An argparse ``type=``: a TCP port, 0 meaning any free one."""
+    try:
+        port = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
+def seconds_or_zero(raw: str) -> int:
+    """An argparse ``type=``: whole seconds, 0 or more."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def fault_spec(raw: str) -> str:
+    """An argparse ``type=``: a fault spec that parses (:func:`imgproc.faults.parse`)."""
+    try:
+        faults.parse(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return raw
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=None,
         help=f"port of the embedded AWS (default {embedded.DEFAULT_PORT}, a free one if taken; 0: any free)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="poller worker processes (default 2)")
+    parser.add_argument(
+        "--workers", type=aws.positive(int), default=2, help="poller worker processes (default 2)"
+    )
     parser.add_argument("--stack-name", default="imgproc", help="stack to deploy (default imgproc)")
     parser.add_argument(
         "--region", default="us-east-1", help="region of the embedded AWS (default us-east-1)"
@@ -204,7 +310,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="where logs go (default .imgproc)")
     parser.add_argument(
         "--retry-after",
-        type=int,
+        type=seconds_or_zero,
         default=None,
         metavar="SECONDS",
         help="make failed messages visible again after SECONDS instead of the queue's visibility "
@@ -213,45 +319,102 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inject-faults",
         metavar="SPEC",
+        type=fault_spec,
         help="make the handler's AWS calls fail on purpose, e.g. 's3.GetObject@flaky=1,s3.*=0.05' "
         "(see imgproc/faults.py)",
     )
 
 
+class UsageError(ValueError):
+    """An option value that cannot work (exit 2), found before anything starts."""
+
+
 def runtime_from_args(args: argparse.Namespace, defaults: dict[str, str] | None = None) -> LocalRuntime:
-    """The runtime the arguments describe; ``defaults`` are template parameters that ``-p`` overrides."""
+    """The runtime the arguments describe; ``defaults`` are template parameters that ``-p`` overrides.
+
+    Everything that can be checked without starting anything is checked here: :class:`UsageError`
+    for a bad option value, OSError for a state directory where logs cannot be written.
+    """
+    try:
+        overrides = {**(defaults or {}), **deploy.parse_parameters(args.parameter)}
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     port = args.port
     if port is None:
         port = embedded.DEFAULT_PORT if embedded.port_is_free(embedded.DEFAULT_PORT) else 0
     log_dir = args.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
     return LocalRuntime(
         port=port,
         workers=args.workers,
         stack_name=args.stack_name,
         region=args.region,
-        overrides={**(defaults or {}), **deploy.parse_parameters(args.parameter)},
+        overrides=overrides,
         options=poller.WorkerOptions(
             log_dir=log_dir, retry_after=args.retry_after, fault_spec=args.inject_faults
         ),
     )
 
 
-def run_up(args: argparse.Namespace) -> int:
+def run_local(
+    args: argparse.Namespace,
+    body: Callable[[LocalRuntime], int],
+    defaults: dict[str, str] | None = None,
+    *,
+    totals: bool = False,
+) -> int:
+    """Check the options, start, run ``body``, stop: the frame shared by `up` and `demo` (``totals``:
+    print the final counters once stopped).
+
+    Exit status: ``body``'s; 2 for a bad option value, 1 when something cannot start, 130 when
+    interrupted (Ctrl-C, SIGTERM, SIGHUP) while starting. Whatever happens, everything started so far
+    is stopped and every worker process reaped before this returns; errors are one line.
+    """
+    name = f"imgproc {args.command}" if getattr(args, "command", None) else "imgproc"
     try:
-        runtime = runtime_from_args(args)
-        runtime.start()
-    except (ValueError, OSError, deploy.DeployError) as exc:
-        progress(f"imgproc up: {exc}")
-        with contextlib.suppress(Exception):
-            runtime.stop()
+        runtime = runtime_from_args(args, defaults)
+    except UsageError as exc:
+        progress(f"{name}: {exc}")
+        return 2
+    except OSError as exc:
+        progress(f"{name}: cannot write logs under {args.state_dir}: {exc.strerror or exc}")
         return 1
-    try:
+    status, started = 1, False
+    with _stop_on_signals():
+        try:
+            try:
+                runtime.start()
+                started = True
+            except KeyboardInterrupt:
+                progress(f"{name}: interrupted while starting; stopping what was started")
+                status = 130
+            except (ValueError, OSError, deploy.DeployError) as exc:
+                progress(f"{name}: {exc}")
+            else:
+                status = body(runtime)
+        except KeyboardInterrupt:
+            progress(f"{name}: interrupted; stopping")
+            status = 130
+        finally:
+            try:
+                runtime.stop()
+            except KeyboardInterrupt:
+                progress(f"{name}: stopped without waiting for in-flight batches (they come back later)")
+                status = 130
+    if started and totals:
+        progress(f"stopped. {counters_line(runtime.totals)}")
+    return status
+
+
+def run_up(args: argparse.Namespace) -> int:
+    def body(runtime: LocalRuntime) -> int:
         print_banner(runtime, args.state_dir / "logs")
-        serve_until_interrupted(runtime)
-    finally:
-        runtime.stop()
-    progress(f"stopped. {counters_line(runtime.totals)}")
-    return 0
+        if not serve_until_interrupted(runtime):
+            progress(f"imgproc up: {runtime.failure}")
+            return 1
+        return 0
+
+    return run_local(args, body, totals=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -275,17 +438,17 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> bool:
 
 def run_demo(args: argparse.Namespace) -> int:
     with_extras = getattr(args, "with_extras", False)
-    try:
-        runtime = runtime_from_args(args, EXTRAS_PARAMETERS if with_extras else None)
-    except ValueError as exc:
-        progress(f"imgproc demo: {exc}")
-        return 1
-    with runtime:
+
+    def body(runtime: LocalRuntime) -> int:
         ok = demonstrate(runtime, timeout=args.timeout, with_extras=with_extras)
         if args.keep:
             print_banner(runtime, args.state_dir / "logs")
-            serve_until_interrupted(runtime)
-    return 0 if ok else 1
+            if not serve_until_interrupted(runtime):
+                progress(f"imgproc demo: {runtime.failure}")
+                return 1
+        return 0 if ok else 1
+
+    return run_local(args, body, EXTRAS_PARAMETERS if with_extras else None)
 
 
 def demonstrate(runtime: LocalRuntime, *, timeout: float, with_extras: bool = False) -> bool:
@@ -470,7 +633,7 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument(
-        "--timeout", type=float, default=120, help="seconds to wait for results (default 120)"
+        "--timeout", type=aws.positive(float), default=120, help="seconds to wait for results (default 120)"
     )
     parser.add_argument("--keep", action="store_true", help="keep running after the demo, like `imgproc up`")
     parser.add_argument(

@@ -5,37 +5,24 @@ its batching window, invokes ``processor.handler.lambda_handler`` with the exact
 and a context counting down from the function's timeout, then deletes every message that is not in
 ``batchItemFailures``. Failed messages are left alone: they come back after the visibility timeout,
 and SQS's redrive moves them to the DLQ after ``maxReceiveCount``. A handler exception, a response
-naming an unknown message, or a run past the timeout fails the whole batch, as in Lambda. A worker
-process that dies (killed, out of memory, a crash in a native library) is replaced, as Lambda replaces
-an execution environment whose runtime exited: the batch it held comes back after the visibility
-timeout, and polling goes on at full strength meanwhile.
+naming an unknown message, or a run past the timeout fails the whole batch, as in Lambda.
+
+This module is the mapping's semantics; :mod:`imgproc.worker` is one worker process running them,
+and :mod:`imgproc.workers` starts, replaces and stops those processes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import multiprocessing
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import boto3
 
-from imgproc import aws, faults, function
-
-_RECORD_EVENTS = {  # handler log event -> counter
-    "record.rendered": "rendered",
-    "record.skipped": "skipped",
-    "record.deleted": "deleted",
-    "record.ignored": "ignored",
-    "record.dead_lettered": "dead-lettered",
-}
+from imgproc import function
 
 
 @dataclass(frozen=True)
@@ -51,9 +38,10 @@ class Mapping:
     function: function.FunctionConfig
 
 
-def load_mapping(endpoint_url: str, region: str, outputs: dict[str, str]) -> Mapping:
-    """Read the mapping and the function configuration from the deployed stack."""
-    lam = boto3.client("lambda", endpoint_url=endpoint_url, region_name=region)
+def load_mapping(endpoint_url: str, region: str, outputs: dict[str, str], lam: Any = None) -> Mapping:
+    """Read the mapping and the function configuration from the deployed stack (two cheap calls:
+    the local runtime reads them every few seconds to notice a redeploy)."""
+    lam = lam or boto3.client("lambda", endpoint_url=endpoint_url, region_name=region)
     fn = function.load_function(lam, outputs["FunctionName"])
     mappings = lam.list_event_source_mappings(FunctionName=outputs["FunctionName"])["EventSourceMappings"]
     mapping = next(m for m in mappings if m["EventSourceArn"] == outputs["QueueArn"])
@@ -188,167 +176,9 @@ def run_batch(
     return report
 
 
-class _LogTap:
-    """Stands in for stdout in a worker: keeps the handler's log lines in a file and counts outcomes."""
-
-    def __init__(self, sink: TextIO) -> None:
-        self._sink = sink
-        self._pending = ""
-        self.outcomes: dict[str, int] = {}
-
-    def write(self, text: str) -> int:
-        self._sink.write(text)
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._count(line)
-        return len(text)
-
-    def flush(self) -> None:
-        self._sink.flush()
-
-    def take(self) -> dict[str, int]:
-        outcomes, self.outcomes = self.outcomes, {}
-        return outcomes
-
-    def _count(self, line: str) -> None:
-        if not line.startswith("{"):
-            return
-        try:
-            event = json.loads(line).get("event")
-        except ValueError:
-            return
-        name = _RECORD_EVENTS.get(event)
-        if name:
-            self.outcomes[name] = self.outcomes.get(name, 0) + 1
-
-
-SUPERVISE_INTERVAL = 0.5  # seconds between checks for a dead worker
-
-
 @dataclass(frozen=True)
 class WorkerOptions:
     log_dir: Path
     retry_after: int | None = None
     fault_spec: str | None = None
     wait_seconds: int = 1  # short long-polls so that a stop request is noticed within a second
-
-
-def worker_main(index: int, mapping: Mapping, options: WorkerOptions, stop: Any, stats: Any) -> None:
-    """Entry point of a worker process: poll, invoke, settle, report counters until ``stop`` is set.
-
-    SIGINT is ignored here: Ctrl-C reaches the whole process group, and the parent decides when
-    workers stop, after their in-flight batch.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    options.log_dir.mkdir(parents=True, exist_ok=True)
-    with open(options.log_dir / f"worker-{index}.jsonl", "a", buffering=1) as sink:
-        tap = _LogTap(sink)
-        sys.stdout = tap  # type: ignore[assignment] - the handler's JSON logs and metrics go here
-        try:
-            _poll_until_stopped(mapping, options, stop, stats, tap)
-        finally:
-            sys.stdout = sys.__stdout__
-
-
-def _poll_until_stopped(
-    mapping: Mapping, options: WorkerOptions, stop: Any, stats: Any, tap: _LogTap
-) -> None:
-    function.apply_environment(mapping.function, endpoint_url=mapping.endpoint_url, region=mapping.region)
-    aws.use_local_credentials()
-    if options.fault_spec:
-        faults.install(options.fault_spec)
-    sqs = boto3.client("sqs", endpoint_url=mapping.endpoint_url, region_name=mapping.region)
-    while not stop.is_set():
-        messages = receive_batch(sqs, mapping, options.wait_seconds)
-        if not messages:
-            continue
-        report = run_batch(
-            sqs,
-            mapping,
-            messages,
-            lambda event: function.invoke(mapping.function, event),
-            retry_after=options.retry_after,
-        )
-        report.outcomes = tap.take()
-        stats.put(report)
-
-
-class Poller:
-    """``workers`` processes running :func:`worker_main`, each replaced if it dies; :meth:`stop` lets
-    in-flight batches finish.
-
-    ``on_restart(index, exitcode)`` is called (from the supervising thread) when worker ``index``
-    died with ``exitcode`` (negative: killed by that signal) and a new one was started in its place.
-    """
-
-    def __init__(
-        self,
-        mapping: Mapping,
-        options: WorkerOptions,
-        workers: int = 2,
-        *,
-        on_restart: Callable[[int, int], None] | None = None,
-    ) -> None:
-        self._context = multiprocessing.get_context("spawn")  # no inherited threads, sockets or moto state
-        self._mapping, self._options = mapping, options
-        self._stop = self._context.Event()
-        self.stats = self._context.Queue()
-        self._processes = [self._process(i) for i in range(workers)]
-        self._lock = threading.Lock()
-        self._on_restart = on_restart
-        self._supervisor = threading.Thread(target=self._supervise, name="poller-supervisor", daemon=True)
-
-    def _process(self, index: int) -> Any:
-        return self._context.Process(
-            target=worker_main,
-            args=(index, self._mapping, self._options, self._stop, self.stats),
-            name=f"imgproc-worker-{index}",
-            daemon=True,
-        )
-
-    @property
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [p.pid for p in self._processes if p.pid is not None]
-
-    def start(self) -> None:
-        for process in self._processes:
-            process.start()
-        self._supervisor.start()
-
-    def _supervise(self) -> None:
-        while not self._stop.wait(SUPERVISE_INTERVAL):
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                for index, process in enumerate(self._processes):
-                    if process.exitcode is None:
-                        continue
-                    replacement = self._process(index)
-                    replacement.start()
-                    self._processes[index] = replacement
-                    if self._on_restart:
-                        self._on_restart(index, process.exitcode)
-
-    def stop(self, timeout: float = 120.0) -> None:
-        """Ask workers to stop after their current batch; wait; terminate any that do not."""
-        self._stop.set()
-        if self._supervisor.is_alive():
-            self._supervisor.join()
-        deadline = time.monotonic() + timeout
-        started = [process for process in self._processes if process.pid is not None]
-        for process in started:
-            process.join(max(0.1, deadline - time.monotonic()))
-        for process in started:
-            if process.is_alive():
-                process.terminate()
-                process.join(5)
-
-    def drain_stats(self) -> list[BatchReport]:
-        reports = []
-        while True:
-            try:
-                reports.append(self.stats.get_nowait())
-            except Exception:
-                return reports

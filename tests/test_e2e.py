@@ -112,9 +112,8 @@ def test_upload_with_boto3_renders_every_rendition(runtime: local.LocalRuntime) 
     assert meta["source-key"] == "original/e2e/boto3%20photo.jpg"
 
 
-def test_dead_workers_are_replaced_and_polling_goes_on(
-    runtime: local.LocalRuntime, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_dead_workers_are_replaced_and_polling_goes_on(runtime: local.LocalRuntime) -> None:
+    runtime.take_notices()
     dead = runtime.worker_pids
     assert len(dead) == 2
     for pid in dead:  # both, idle: nothing would consume without a replacement
@@ -126,7 +125,7 @@ def test_dead_workers_are_replaced_and_polling_goes_on(
     time.sleep(2.5)
     etag = upload(runtime, "original/e2e/after-the-kill.jpg", imagegen.photo_jpeg(320, 240))
     eventually(lambda: renditions_of(runtime, "e2e/after-the-kill.jpg", etag))
-    reports = [line for line in capsys.readouterr().err.splitlines() if "was killed by SIGKILL" in line]
+    reports = [line for line in runtime.take_notices() if "was killed by SIGKILL" in line]
     assert sorted(reports) == [
         f"worker {i} was killed by SIGKILL; started a new one (the batch it held comes back after the "
         "queue's visibility timeout)"
