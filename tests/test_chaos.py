@@ -78,6 +78,7 @@ class Source:
     size: tuple[int, int] | None = None  # the current content's size; None for poison
     error_class: str | None = None  # poison: the DLQ class expected
     versions: int = 0
+    spoiled: bool = False  # a valid image overwritten by a poison one: its old renditions must go
 
 
 @dataclass
@@ -127,6 +128,8 @@ def _plan(rng: random.Random) -> list[tuple[str, int]]:
                 ops.append("delete")
             if rng.random() < 0.15:
                 ops.append("duplicate")
+            if "delete" not in ops and rng.random() < 0.1:
+                ops.append("spoil")  # valid, then overwritten by a corrupt file
         per_key[i] = ops
     slots = [i for i, ops in per_key.items() for _ in ops]
     rng.shuffle(slots)
@@ -162,6 +165,12 @@ def _drive(rt: local.LocalRuntime, sources: dict[str, Source], counts: Counter[s
                 source.versions += 1
             s3.put_object(Bucket=bucket, Key=key, Body=data)
             counts["uploaded" if op == "upload" else "overwritten"] += 1
+        elif op == "spoil":
+            data, error_class = _poison(i + 1)
+            source = sources[key]
+            source.data, source.size, source.error_class, source.spoiled = data, None, error_class, True
+            s3.put_object(Bucket=bucket, Key=key, Body=data)
+            counts["overwritten valid -> unrenderable"] += 1
         elif op == "delete":
             s3.delete_object(Bucket=bucket, Key=key)
             sources[key].data = None
@@ -273,15 +282,19 @@ def test_chaos_every_upload_ends_rendered_or_dead_lettered(chaos: Run) -> None:
     for key, error in dlq:
         dlq_by_key[key].append(error)
 
+    stale = 0
     for key, source in chaos.sources.items():
         names = [f"resized/{size}/{key.removeprefix('original/')}" for size in SIZES]
         if source.error_class:  # poison: in the DLQ with its class, no renditions
             errors = dlq_by_key.get(key, [])
-            # Exactly once, unless a worker was killed between the DLQ send and the delete.
-            if not errors or set(errors) != {source.error_class} or (len(errors) > 1 and not chaos.killed):
+            # Exactly once, unless a worker was killed between the DLQ send and the delete, or (spoiled)
+            # an earlier event of the key was processed after the overwrite and found it unrenderable too.
+            once = len(errors) == 1 or chaos.killed or source.spoiled
+            if not errors or set(errors) != {source.error_class} or not once:
                 problems.append(f"{key}: DLQ entries {errors}, expected one {source.error_class}")
             if any(name in renditions for name in names):
-                problems.append(f"{key}: poison has renditions")
+                stale += 1
+                problems.append(f"{key}: unrenderable current version, but renditions remain")
             continue
         if key in dlq_by_key:
             problems.append(f"{key}: valid source dead-lettered {dlq_by_key[key]}")
@@ -338,7 +351,9 @@ def test_chaos_every_upload_ends_rendered_or_dead_lettered(chaos: Run) -> None:
         "overwritten": chaos.counts["overwritten"],
         "deleted (sources)": chaos.counts["deleted (sources)"],
         "duplicate events": chaos.counts["duplicate events"],
-        "poison uploads": sum(1 for s in chaos.sources.values() if s.error_class),
+        "poison uploads": sum(1 for s in chaos.sources.values() if s.error_class and not s.spoiled),
+        "overwritten valid -> unrenderable": chaos.counts["overwritten valid -> unrenderable"],
+        "stale renditions (unrenderable current)": stale,
         "surviving sources": sum(1 for s in valid if s.data is not None),
         "records rendered": totals.get("rendered", 0),
         "  of which concurrent re-renders": concurrent_twice,
