@@ -823,3 +823,21 @@ def _inspect_and_replay(rt: local.LocalRuntime) -> None:
     eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)})
     (left,) = stack.snapshot(stack.dlq).values()
     assert messages.source_keys(left["Body"]) == ["original/e2e/always-fails.jpg"]
+
+    # With the pipeline running, a replay of N always-failing messages moves exactly N: each one is
+    # back on the DLQ within milliseconds, and the run leaves it there for the next run.
+    poison = [f"original/e2e/poison-{i}.jpg" for i in range(3)]
+    for key in poison:
+        s3.put_object(Bucket=source, Key=key, Body=b"<html>still not an image</html>")
+    eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (4, 0)}, timeout=90)
+    for round_number, extra in ((1, ()), (2, ("--force",))):
+        code, doc = imgproc("replay", "--error-class", "NotAnImage", *extra)
+        assert (code, doc["scanned"], doc["moved"]) == (0, 3, 3)
+        assert doc["arrived_during_run"] + doc["repeated"] <= 3  # those back before the scan ended
+
+        def back_on_the_dlq(count: str = str(round_number)) -> bool:
+            found = stack.snapshot(stack.dlq).values()
+            counts = [m["MessageAttributes"].get("replay-count", {}).get("StringValue") for m in found]
+            return sorted(c for c in counts if c) == [count] * 3
+
+        eventually(back_on_the_dlq, timeout=60)

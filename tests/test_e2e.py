@@ -177,6 +177,24 @@ def test_poison_image_is_dead_lettered_with_its_reason(runtime: local.LocalRunti
     assert attributes["replay-count"] == "0"
 
 
+def test_a_valid_image_overwritten_by_a_corrupt_one_loses_its_renditions(runtime: local.LocalRuntime) -> None:
+    key, name = "original/e2e/spoiled.jpg", "e2e/spoiled.jpg"
+    first = upload(runtime, key, imagegen.photo_jpeg(640, 480))
+    eventually(lambda: renditions_of(runtime, name, first))
+    jpeg = imagegen.photo_jpeg(640, 480, seed=3)
+
+    upload(runtime, key, jpeg[: len(jpeg) // 3])  # truncated
+
+    message = eventually(lambda: dlq_entry(runtime, key))
+    assert message["MessageAttributes"]["error-class"]["StringValue"] == "CorruptImage"
+    # The DLQ entry is sent only after the stale renditions are gone: none may be served any more.
+    assert marker(runtime, f"resized/100x100/{name}") is None
+    assert marker(runtime, f"resized/300x300/{name}") is None
+
+    fixed = upload(runtime, key, imagegen.photo_jpeg(320, 240, seed=4))  # a later valid upload renders
+    eventually(lambda: renditions_of(runtime, name, fixed))
+
+
 def worker_log_lines(log_dir: Path, key: str) -> list[dict[str, Any]]:
     """The workers' JSON log lines about source ``key``, all workers' files merged in time order."""
     found: list[dict[str, Any]] = []
