@@ -832,7 +832,7 @@ def _inspect_and_replay(rt: local.LocalRuntime) -> None:
     eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (4, 0)}, timeout=90)
     for round_number, extra in ((1, ()), (2, ("--force",))):
         code, doc = imgproc("replay", "--error-class", "NotAnImage", *extra)
-        assert (code, doc["scanned"], doc["moved"]) == (0, 3, 3)
+        assert (code, doc["matched"], doc["moved"]) == (0, 3, 3)
         assert doc["arrived_during_run"] + doc["repeated"] <= 3  # those back before the scan ended
 
         def back_on_the_dlq(count: str = str(round_number)) -> bool:
