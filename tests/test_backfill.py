@@ -502,7 +502,7 @@ def test_an_entry_sqs_refuses_is_reported_and_holds_the_checkpoint(
     assert depths(sqs, stack) == (0, 0)
 
 
-def test_usage_and_stack_errors_exit_2_and_send_nothing(
+def test_usage_errors_exit_2_stack_errors_1_and_both_send_nothing(
     stack: dict[str, str], sqs: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
@@ -518,7 +518,7 @@ def test_usage_and_stack_errors_exit_2_and_send_nothing(
     )
 
     code, out, err = run_backfill(capsys, "--stack-name", "nope")
-    assert (code, out) == (2, "")
+    assert (code, out) == (1, "")  # the environment is wrong, not the command line
     assert err == "imgproc backfill: stack 'nope' not found; deploy it with `imgproc deploy`\n"
     assert depths(sqs, stack) == (0, 0)
 
@@ -573,3 +573,22 @@ def test_max_backlog_keeps_the_backfill_a_bounded_distance_ahead_of_the_function
     code, out, _ = run_backfill(capsys, "--prefix", "original/m/", "--max-backlog", "500")
     assert "  held back 0.0s in all (--max-backlog 500)" in out.splitlines()
     assert depths(sqs, stack) == (95, 0)
+
+
+@pytest.mark.parametrize(
+    ("listed", "seconds", "took"),
+    [
+        (10, 0.004, "in 0.0s"),  # no rate from a clock tick: it used to say 10 keys at 2,500/s
+        (10, 0.49, "in 0.5s"),
+        (10, 2.0, "in 2.0s (5.0/s)"),
+        (5_000, 2.0, "in 2.0s (2,500/s)"),
+    ],
+)
+def test_the_summary_gives_a_rate_only_over_a_meaningful_time(listed: int, seconds: float, took: str) -> None:
+    target = backfill.Target(
+        bucket="b", queue_url="https://q/imgproc-ingest", region=REGION, config=Config(dest_bucket="d")
+    )
+    summary = backfill.Summary(listed=listed, elapsed_seconds=seconds)
+    listed_line = backfill.render(target, backfill.Options(prefix="original/"), summary).splitlines()[1]
+    assert listed_line.split()[0] == "listed"
+    assert listed_line.endswith(f" keys {took}")
