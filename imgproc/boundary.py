@@ -52,9 +52,10 @@ class UsageError(Exception):
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` as one readable line: HTML tags dropped (moto answers some errors with a whole HTML
-    page), whitespace collapsed, clipped to ``limit`` characters."""
+    """``text`` as one readable line: an HTML page (moto answers some errors with one) reduced to its
+    title, other tags dropped, whitespace collapsed, clipped to ``limit`` characters."""
     if "<" in text and ">" in text:
+        text = re.sub(r"<title>(.*?)</title>.*", r"\1", text, flags=re.S | re.I)
         text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
         text = html.unescape(re.sub(r"<[^>]+>", " ", text))
     text = " ".join(text.split())
