@@ -705,7 +705,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " the handler's EMF documents and JSON log lines); queue numbers from the stack at the endpoint,"
         " as `imgproc status` shows them. When the endpoint is unreachable or the stack missing, the"
         " metric panels are still drawn and the queue panels say 'queues: unavailable'. Exit status: 0"
-        " when the file was written, 1 when there is no local run to read or the file cannot be written."
+        " when the file was written, 1 when there is no local run to read or the file cannot be written, 2"
+        " bad options."
     )
     aws.add_arguments(parser)
     parser.add_argument(

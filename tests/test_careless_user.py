@@ -337,3 +337,19 @@ def test_a_failing_pip_in_package_ends_in_one_line_of_ours(tmp_path: Path) -> No
     assert last.startswith("imgproc package: `python")
     assert last.endswith("failed with exit status 1 (its output is above)")
     assert not (tmp_path / "f.zip").exists()
+
+
+HELP = [[name] for name in cli.COMMANDS if name != "dlq"] + [
+    ["dlq", a] for a in ("inspect", "replay", "purge")
+]
+
+
+@pytest.mark.parametrize("argv", HELP, ids=[" ".join(a) for a in HELP])
+def test_every_command_documents_its_exit_statuses(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, [*argv, "--help"])
+    assert code == 0
+    text = " ".join(out.split())
+    assert "Exit status: 0" in text
+    assert " 1 " in text.split("Exit status:")[1]
