@@ -228,14 +228,21 @@ def test_since_accepts_durations_and_iso_times() -> None:
         backfill.parse_since("yesterday")
 
 
-def test_progress_line_counts_without_an_eta_and_stays_off_a_pipe() -> None:
+def test_progress_line_counts_without_an_eta_and_stays_off_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
     summary = backfill.Summary(listed=1500, filtered=200, current=100, enqueued=1190, failed=10)
     summary.last_key = "original/k01499.jpg"
     stream = io.StringIO()
     progress = backfill.BackfillProgress("backfill", stream=stream, summary=summary)
     progress.advance(1500)
+    # Within the first half second there is no rate worth showing.
+    assert (
+        progress.line()
+        == "backfill: listed 1,500, enqueued 1,190, skipped 300, failed 10; at original/k01499.jpg"
+    )
+    started = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: started + 2.0)
     line = progress.line()
-    assert line.startswith("backfill: listed 1,500 (")
+    assert line.startswith("backfill: listed 1,500 (7")  # about 750/s
     assert line.endswith("/s), enqueued 1,190, skipped 300, failed 10; at original/k01499.jpg")
     assert "ETA" not in line
     progress.close()
