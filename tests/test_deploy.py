@@ -14,6 +14,9 @@ from moto import mock_aws
 
 from imgproc import cli, deploy, embedded
 
+# moto's CloudFormation skips the template's policies, alarms and CloudFront (infra/cloudformation/README.md).
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
+
 
 @pytest.fixture
 def fake_zip(tmp_path: Path) -> Path:
