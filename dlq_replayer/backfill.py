@@ -73,6 +73,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dlq_replayer.interrupts import CtrlCStops
 from dlq_replayer.throughput import SQS_BATCH, Backpressure, Progress, RateLimiter, send_batch
 from imgproc import aws
+from imgproc.boundary import UsageError
 from imgproc.function import load_function
 from processor import markers, storage
 from processor.config import Config, ConfigError
@@ -101,7 +102,8 @@ ENQUEUE = "enqueue"
 
 
 class BackfillError(RuntimeError):
-    """The stack or its function configuration cannot be used; the message says why (exit 2)."""
+    """The stack's function configuration cannot be used; the message says why (exit 1: the
+    environment is wrong, not the command line)."""
 
 
 # --- the messages ------------------------------------------------------------------------------
@@ -231,6 +233,17 @@ class Summary:
     held_back_seconds: float = 0.0  # --max-backlog: time spent waiting for the queue to drain
 
 
+MIN_RATE_SECONDS = 0.5  # a rate over a shorter time says more about the clock than about the work
+
+
+def rate_text(count: int, seconds: float) -> str:
+    """`` (N/s)``, or nothing when ``seconds`` is too short for a rate to mean anything."""
+    if seconds < MIN_RATE_SECONDS:
+        return ""
+    rate = count / seconds
+    return f" ({rate:,.1f}/s)" if rate < 10 else f" ({rate:,.0f}/s)"
+
+
 @dataclass
 class BackfillProgress(Progress):
     """Progress of a listing of unknown length: keys listed, enqueued, skipped; no ETA."""
@@ -239,10 +252,10 @@ class BackfillProgress(Progress):
     backpressure: Backpressure | None = None
 
     def line(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-9)
+        elapsed = time.monotonic() - self._started
         s = self.summary
         text = (
-            f"{self.label}: listed {s.listed:,} ({s.listed / elapsed:,.1f}/s), enqueued {s.enqueued:,}, "
+            f"{self.label}: listed {s.listed:,}{rate_text(s.listed, elapsed)}, enqueued {s.enqueued:,}, "
             f"skipped {s.filtered + s.current:,}, failed {s.failed:,}; at {s.last_key or '(start)'}"
         )
         gate = self.backpressure
@@ -483,7 +496,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Ctrl-C stops after the batch in flight and prints the resume command.\n"
         "\n"
         "Exit status: 0 all matching keys enqueued; 1 some could not be sent (listed; resume\n"
-        "from the checkpoint to retry them); 2 usage or stack errors; 130 interrupted."
+        "from the checkpoint to retry them), or the stack, AWS or credentials failed; 2 bad\n"
+        "options; 130 interrupted."
     )
     aws.add_arguments(parser)
     parser.add_argument(
@@ -540,9 +554,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         target, prefix = _resolve(args)
-    except (BackfillError, aws.StackNotFound, ConfigError, ClientError, BotoCoreError) as exc:
+    except UsageError as exc:
         print(f"imgproc backfill: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+    except (BackfillError, aws.StackNotFound, ConfigError) as exc:
+        print(f"imgproc backfill: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
     options = Options(
         prefix=prefix,
         start_after=args.start_after or None,
@@ -592,7 +609,7 @@ def _resolve(args: argparse.Namespace) -> tuple[Target, str]:
         raise BackfillError(f"function {function.name}: {exc}") from None
     prefix = args.prefix if args.prefix is not None else config.source_prefix
     if not prefix.startswith(config.source_prefix):
-        raise BackfillError(
+        raise UsageError(
             f"--prefix {prefix!r} is outside the function's SOURCE_PREFIX {config.source_prefix!r}: "
             "the handler would ignore every key"
         )
@@ -705,10 +722,10 @@ def render(target: Target, options: Options, summary: Summary) -> str:
     title = f"backfill s3://{target.bucket}/{options.prefix} -> {queue}: {state}"
     if options.dry_run:
         title += " (dry run: nothing sent)"
-    rate = summary.listed / summary.elapsed_seconds if summary.elapsed_seconds else 0.0
     after = f" after {options.start_after}" if options.start_after else ""
+    took = f"{summary.elapsed_seconds:.1f}s{rate_text(summary.listed, summary.elapsed_seconds)}"
     rows = [
-        ("listed", summary.listed, f"keys{after} in {summary.elapsed_seconds:.1f}s ({rate:,.0f}/s)"),
+        ("listed", summary.listed, f"keys{after} in {took}"),
         ("filtered", summary.filtered, "not matching --since / --suffix, or ignored by the handler"),
     ]
     if options.skip_current:

@@ -41,6 +41,7 @@ from dlq_replayer.scan import (
 )
 from dlq_replayer.throughput import Progress, RateLimiter
 from imgproc import aws
+from imgproc.boundary import one_line
 from imgproc.tables import clip, format_age, table
 
 DEFAULT_VISIBILITY = 120
@@ -575,7 +576,7 @@ def _run_native(args: argparse.Namespace) -> int:
         )
     except moves.NativeUnsupported as exc:
         raise DlqError(
-            f"native move not supported by this endpoint ({clip(str(exc), 160)}); "
+            f"native move not supported by this endpoint ({one_line(str(exc), 200)}); "
             "run without --native to replay message by message",
             code=2,
         ) from None

@@ -70,6 +70,11 @@ def positive(kind: Callable[[str], T]) -> Callable[[str], T]:
     return convert
 
 
+# Retries ride out throttling and 5xx; a short connect timeout makes an endpoint that is down or
+# unroutable fail in seconds (botocore waits 60 s per attempt by default) instead of minutes.
+CLIENT_CONFIG = BotoConfig(connect_timeout=5, retries={"mode": "standard", "max_attempts": 5})
+
+
 def client(args: Any, service: str) -> Any:
     """A boto3 client for ``service`` at ``args.endpoint_url`` and ``args.region`` (parsed options or
     any object with those two attributes). Against the embedded AWS, placeholder credentials stand
@@ -81,7 +86,7 @@ def client(args: Any, service: str) -> Any:
         service,
         region_name=args.region,
         endpoint_url=args.endpoint_url or None,
-        config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}),
+        config=CLIENT_CONFIG,
         **extra,
     )
 

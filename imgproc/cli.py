@@ -1,7 +1,7 @@
 """`imgproc`: one command for operators, on-call engineers and newcomers.
 
 Each subcommand's module owns its arguments (``add_arguments``) and its work (``run``); this module
-only lists them.
+lists them and runs each inside the one error boundary (:mod:`imgproc.boundary`).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
 from dlq_replayer import backfill, dlq
-from imgproc import dashboard, deploy, invoke, local, package, status
+from imgproc import boundary, dashboard, deploy, invoke, local, package, status
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -65,8 +66,30 @@ def _version() -> str:
         return "unknown"
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line naming the (sub)command they concern.
+
+    argparse lets a subcommand's parser return the arguments it does not know to the top-level parser,
+    which then reports them with the top-level usage (``imgproc status --bogus`` would point at
+    ``imgproc``, not at ``imgproc status``): here the innermost parser that met them reports them.
+    Subparsers are created with the class of their parent, so nested commands (``dlq replay``) behave
+    alike.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(boundary.EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="imgproc",
         description="Event-driven image resizing on AWS: S3 -> SQS -> Lambda -> S3 + CloudFront.",
         epilog="Run 'imgproc COMMAND --help' for a command's options.",
@@ -76,17 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_line, add_arguments, run) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_line, description=help_line)
         add_arguments(sub)
-        sub.set_defaults(run=run)
+        if not sub.epilog:
+            sub.epilog = boundary.EXIT_STATUS_HELP
+        sub.set_defaults(run=run, command_name=name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, then run the command inside the error boundary: one line on stderr and the documented
+    exit status for anything it lets through, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
-        return 2
-    return int(args.run(args))
+        return boundary.EXIT_USAGE
+    return boundary.run_command(args.command_name, args.run, args)
 
 
 if __name__ == "__main__":

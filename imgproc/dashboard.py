@@ -18,6 +18,7 @@ import base64
 import html
 import io
 import json
+import math
 import socket
 import sys
 from collections.abc import Sequence
@@ -330,24 +331,8 @@ def _draw_graph(axes: Any, panel: GraphPanel, window: local_dashboard.Window) ->
     if not drawn:
         _draw_stats_or_notes(axes, panel, empty=bool(panel.lines))
         return
-    half = timedelta(milliseconds=window.bucket_ms / 2)
-    # Bar width in days (matplotlib dates): most of a bucket, and never thinner than 1/90 of the window.
-    width = max(window.bucket_ms * 0.8, (window.end_ms - window.start_ms) / 90) / 86_400_000
-    bottoms: dict[int, float] = {}
     right = axes.twinx() if any(line.right_axis for line in drawn) else None
-    for i, line in enumerate(drawn):
-        xs = [_utc(ms) + half for ms in line.points]
-        ys = list(line.points.values())
-        colour = _PALETTE[i % len(_PALETTE)]
-        target = right if line.right_axis and right is not None else axes
-        if panel.stacked:
-            base = [bottoms.get(ms, 0.0) for ms in line.points]
-            target.bar(xs, ys, width=width, bottom=base, color=colour, label=line.label)
-            for ms, y in line.points.items():
-                bottoms[ms] = bottoms.get(ms, 0.0) + y
-        else:
-            marker, size = _MARKERS[i % len(_MARKERS)]
-            target.plot(xs, ys, marker=marker, markersize=size, linewidth=2, color=colour, label=line.label)
+    _plot_lines(axes, right, drawn, panel, window)
     if panel.threshold is not None:
         label, value = panel.threshold
         axes.axhline(value, color="#d62728", linestyle="--", linewidth=1.5, label=label)
@@ -393,6 +378,52 @@ def _draw_graph(axes: Any, panel: GraphPanel, window: local_dashboard.Window) ->
             style="italic",
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 2},
         )
+
+
+def _plot_lines(
+    axes: Any,
+    right: Any,
+    drawn: Sequence[local_dashboard.Line],
+    panel: GraphPanel,
+    window: local_dashboard.Window,
+) -> None:
+    """Stacked bars, or lines broken where a bucket has no data, at the middle of their buckets."""
+    half = timedelta(milliseconds=window.bucket_ms / 2)
+    # Bar width in days (matplotlib dates): most of a bucket, and never thinner than 1/90 of the window.
+    width = max(window.bucket_ms * 0.8, (window.end_ms - window.start_ms) / 90) / 86_400_000
+    bottoms: dict[int, float] = {}
+    for i, line in enumerate(drawn):
+        colour = _PALETTE[i % len(_PALETTE)]
+        target = right if line.right_axis and right is not None else axes
+        if panel.stacked:
+            xs = [_utc(ms) + half for ms in line.points]
+            base = [bottoms.get(ms, 0.0) for ms in line.points]
+            ys = list(line.points.values())
+            target.bar(xs, ys, width=width, bottom=base, color=colour, label=line.label)
+            for ms, y in line.points.items():
+                bottoms[ms] = bottoms.get(ms, 0.0) + y
+        else:
+            starts, values = broken_at_gaps(line.points, window.bucket_ms)
+            marker, size = _MARKERS[i % len(_MARKERS)]
+            xs = [_utc(ms) + half for ms in starts]
+            target.plot(
+                xs, values, marker=marker, markersize=size, linewidth=2, color=colour, label=line.label
+            )
+
+
+def broken_at_gaps(points: local_dashboard.Series, bucket_ms: int) -> tuple[list[int], list[float]]:
+    """The bucket starts and values of ``points`` in time order, with a NaN in the first empty bucket
+    after each run of data: matplotlib breaks a line at NaN, so an idle stretch shows as a gap instead
+    of a slope drawn from the last busy minute to the next one (a missing bucket means no data)."""
+    starts: list[int] = []
+    values: list[float] = []
+    for ms in sorted(points):
+        if starts and ms - starts[-1] > bucket_ms:
+            starts.append(starts[-1] + bucket_ms)
+            values.append(math.nan)
+        starts.append(ms)
+        values.append(points[ms])
+    return starts, values
 
 
 def _top(lines: Sequence[local_dashboard.Line], panel: GraphPanel) -> float:
@@ -674,7 +705,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " the handler's EMF documents and JSON log lines); queue numbers from the stack at the endpoint,"
         " as `imgproc status` shows them. When the endpoint is unreachable or the stack missing, the"
         " metric panels are still drawn and the queue panels say 'queues: unavailable'. Exit status: 0"
-        " when the file was written, 1 when there is no local run to read or the file cannot be written."
+        " when the file was written, 1 when there is no local run to read or the file cannot be written, 2"
+        " bad options."
     )
     aws.add_arguments(parser)
     parser.add_argument(

@@ -2,7 +2,9 @@
 
 Against real AWS the stack changes through a change set (CloudFormation's reviewable diff). moto's
 change sets do not record stack outputs, and every tool finds its resources through those outputs, so
-against the embedded AWS (a loopback endpoint) the stack is created or updated directly.
+against the embedded AWS (a loopback endpoint) the stack is created or updated directly, with the same
+local adjustments as `imgproc up` (:func:`imgproc.local_stack.deploy_embedded`): no CloudFront, the
+event source mapping disabled, the S3 notification and queue policy applied.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imgproc import aws, package, template
+from imgproc.boundary import UsageError
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 _DONE_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
@@ -36,14 +39,22 @@ class DeployResult:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
-def parse_parameters(pairs: list[str]) -> dict[str, str]:
-    """``["Key=Value", …]`` → dict; raises ValueError naming a malformed pair."""
+def parse_parameters(pairs: list[str], template_path: Path = template.MAIN_TEMPLATE) -> dict[str, str]:
+    """``["Key=Value", …]`` → dict, checked against the template's parameters.
+
+    Every command that deploys the template (deploy, up, demo) parses ``-p`` here, so a bad value is
+    refused in one line before anything starts: :class:`UsageError` (exit 2) names the pair and the
+    constraint it breaks.
+    """
     parameters = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--parameter {pair!r} is not KEY=VALUE")
+            raise UsageError(f"-p {pair!r} is not KEY=VALUE")
         parameters[key] = value
+    problems = template.parameter_problems(template.load(template_path), parameters)
+    if problems:
+        raise UsageError("; ".join(problems))
     return parameters
 
 
@@ -254,20 +265,31 @@ def run(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    overrides = parse_parameters(args.parameter, args.template)
+    try:
+        zip_bytes = args.zip.read_bytes() if args.zip else None
+    except OSError as exc:
+        raise UsageError(f"cannot read --zip {args.zip}: {exc.strerror or exc}") from None
     try:
         request = DeployRequest(
             stack_name=args.stack_name,
             region=args.region,
             endpoint_url=args.endpoint_url,
-            overrides=parse_parameters(args.parameter),
-            zip_bytes=args.zip.read_bytes() if args.zip else None,
+            overrides=overrides,
+            zip_bytes=zip_bytes,
             arch=args.arch,
             python_version=args.python_version,
             template=args.template,
             method=args.method,
             artifact_bucket=args.artifact_bucket,
         )
-        result = deploy(request, progress)
+        if aws.is_local_endpoint(request.endpoint_url):
+            # Imported here: local_stack builds on this module (DeployRequest, deploy).
+            from imgproc import local_stack  # noqa: PLC0415
+
+            result = local_stack.deploy_embedded(request, progress)
+        else:
+            result = deploy(request, progress)
     except (OSError, ValueError, DeployError, package.PackagingError, aws.StackNotFound) as exc:
         print(f"imgproc deploy: {exc}", file=sys.stderr)
         return 1
@@ -283,11 +305,6 @@ def run(args: argparse.Namespace) -> int:
 def deploy(request: DeployRequest, progress: Callable[[str], None]) -> DeployResult:
     """Package (unless a zip is given), upload, deploy, with ``progress`` lines on the way."""
     known = template.parameter_names(template.load(request.template))
-    unknown = sorted(set(request.overrides) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(unknown)}; the template has {', '.join(sorted(known))}"
-        )
     s3, cfn = aws.client(request, "s3"), aws.client(request, "cloudformation")
     bucket = request.artifact_bucket or (
         f"imgproc-artifacts-{aws.client(request, 'sts').get_caller_identity()['Account']}-{request.region}"

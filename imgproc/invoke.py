@@ -7,8 +7,12 @@ endpoint, with this shell's credentials (not the function's role). The response 
 handler's logs to stderr.
 
 Exit status: 0 when ``batchItemFailures`` is empty; 1 when some messages failed (SQS would deliver
-them again) or the handler raised (Lambda would retry the whole batch); 2 when the event file, the
-options or the stack could not be used.
+them again), the handler raised (Lambda would retry the whole batch), or the stack or AWS could not be
+read; 2 when the event file or the options could not be used.
+
+An ObjectCreated event for a key that is not in the bucket is still invoked (the handler reconciles:
+it deletes the renditions of a source that is gone), but with a warning: it is almost always a sample
+event whose key was never uploaded.
 """
 
 from __future__ import annotations
@@ -22,14 +26,12 @@ import time
 import traceback
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from imgproc import aws, function
-from processor.events import parse_sqs_event
-
-
-class UsageError(RuntimeError):
-    """The command cannot run as asked; the message says why (exit status 2)."""
+from imgproc.boundary import UsageError
+from processor.errors import InvalidEvent
+from processor.events import ObjectRef, parse_body, parse_sqs_event
 
 
 class _CurrentStderr:
@@ -91,22 +93,56 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def find_function(args: argparse.Namespace) -> function.FunctionConfig:
-    """The deployed function named by the stack's ``FunctionName`` output."""
-    try:
-        cfn = aws.client(args, "cloudformation")
-        outputs = aws.stack_outputs(cfn, args.stack_name, required=("FunctionName",))
-        return function.load_function(aws.client(args, "lambda"), outputs["FunctionName"])
-    except aws.StackNotFound as exc:
-        raise UsageError(str(exc)) from None
-    except (ClientError, BotoCoreError) as exc:
-        raise UsageError(f"cannot read the function's configuration: {exc}") from None
+    """The deployed function named by the stack's ``FunctionName`` output (:class:`aws.StackNotFound`
+    and AWS errors go to the error boundary: exit status 1)."""
+    cfn = aws.client(args, "cloudformation")
+    outputs = aws.stack_outputs(cfn, args.stack_name, required=("FunctionName",))
+    return function.load_function(aws.client(args, "lambda"), outputs["FunctionName"])
+
+
+def created_refs(event: dict[str, Any]) -> list[ObjectRef]:
+    """The objects that the event's ObjectCreated records name (bodies that do not parse are the
+    handler's to dead-letter, not ours to judge)."""
+    refs = []
+    for record in event["Records"]:
+        try:
+            notification = parse_body(str(record.get("body", "")))
+        except InvalidEvent:
+            continue
+        refs += [ref for ref in notification.refs if ref.event_name.startswith("ObjectCreated:")]
+    return refs
+
+
+def missing_sources(s3: Any, refs: list[ObjectRef]) -> list[ObjectRef]:
+    """Those of ``refs`` whose object is not in its bucket (HEAD says 404)."""
+    missing = []
+    for ref in refs:
+        try:
+            s3.head_object(Bucket=ref.bucket, Key=ref.key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
+                missing.append(ref)
+    return missing
+
+
+def warn_missing_sources(args: argparse.Namespace, event: dict[str, Any]) -> None:
+    """One line on stderr per ObjectCreated record whose key does not exist: the handler would take it
+    for a stale event and report the renditions deleted, which looks like success."""
+    for ref in missing_sources(aws.client(args, "s3"), created_refs(event)):
+        print(
+            f"imgproc invoke: warning: s3://{ref.bucket}/{ref.key} does not exist, so this {ref.event_name} "
+            "event is stale to the handler (it deletes the renditions); upload the object first or edit "
+            "the event's key",
+            file=sys.stderr,
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "The function's configuration comes from the stack; the handler runs in this process with your "
-        "credentials and its logs go to stderr. Exit status: 0 all messages succeeded, 1 some failed "
-        "(or the handler raised), 2 unusable event file, options or stack."
+        "credentials and its logs go to stderr; a warning says when an ObjectCreated event names a key "
+        "that does not exist. Exit status: 0 all messages succeeded; 1 some failed, the handler raised, "
+        "or the stack or AWS could not be read; 2 unusable event file or options; 130 interrupted."
     )
     parser.add_argument(
         "event",
@@ -127,10 +163,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         event = read_event(args.event)
         overrides = parse_env(args.env)
-        deployed = find_function(args)
     except UsageError as exc:
         print(f"imgproc invoke: {exc}", file=sys.stderr)
         return 2
+    deployed = find_function(args)
+    warn_missing_sources(args, event)
     target = dataclasses.replace(deployed, environment={**deployed.environment, **overrides})
     function.apply_environment(target, endpoint_url=args.endpoint_url, region=args.region)
 

@@ -7,6 +7,7 @@ and applied through the S3 and SQS APIs: the template stays the only place where
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable
@@ -14,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from imgproc import aws, deploy, package, template
+from imgproc.boundary import UsageError
 
 # The local runtime drives the handler itself (imgproc.poller) and has no CloudFront.
 LOCAL_OVERRIDES = {"EnableCloudFront": "false", "EventSourceMappingEnabled": "false"}
+_WHY_OVERRIDDEN = {
+    "EnableCloudFront": "the embedded AWS cannot create a CloudFront distribution, and a stack whose "
+    "outputs name one breaks describe-stacks",
+    "EventSourceMappingEnabled": "nothing runs an event source mapping locally; `imgproc up`'s poller "
+    "plays its part",
+}
 
 
 def source_zip() -> bytes:
@@ -38,17 +46,34 @@ def deploy_local(
 ) -> dict[str, str]:
     """Deploy (or update) the stack into the embedded AWS at ``endpoint_url``; returns its outputs."""
     request = deploy.DeployRequest(
-        stack_name=stack_name,
-        region=region,
-        endpoint_url=endpoint_url,
-        overrides={**LOCAL_OVERRIDES, **overrides},
-        zip_bytes=source_zip(),
+        stack_name=stack_name, region=region, endpoint_url=endpoint_url, overrides=overrides
+    )
+    return deploy_embedded(request, progress).outputs
+
+
+def deploy_embedded(request: deploy.DeployRequest, progress: Callable[[str], None]) -> deploy.DeployResult:
+    """Deploy ``request`` into the embedded AWS with the local adjustments (`imgproc up` and
+    `imgproc deploy` against a local endpoint alike): :data:`LOCAL_OVERRIDES`, the function's own
+    code as the zip unless one is given (nothing runs it there), a direct create or update, then the
+    parts of the template moto ignores. :class:`UsageError` when ``-p`` asks for what cannot work
+    locally."""
+    refused = [
+        f"-p {name}={request.overrides[name]} ({_WHY_OVERRIDDEN[name]})"
+        for name, value in LOCAL_OVERRIDES.items()
+        if request.overrides.get(name, value) != value
+    ]
+    if refused:
+        raise UsageError(f"not possible on the embedded AWS: {'; '.join(refused)}")
+    request = dataclasses.replace(
+        request,
+        overrides={**request.overrides, **LOCAL_OVERRIDES},
+        zip_bytes=request.zip_bytes if request.zip_bytes is not None else source_zip(),
         method="direct",
     )
     result = deploy.deploy(request, progress)
     for line in apply_ignored_parts(request, template.load(request.template)):
         progress(f"  applied {line}")
-    return result.outputs
+    return result
 
 
 def apply_ignored_parts(where: Any, tmpl: dict[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dlq_replayer import messages
-from imgproc import aws
+from imgproc import aws, boundary
 from imgproc.tables import clip, format_age, table
 
 RECENT_FAILURES = 5
@@ -188,7 +188,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "The ingest queue's oldest age is CloudWatch's latest ApproximateAgeOfOldestMessage (unknown without "
         "one); the DLQ's comes from a peek at up to 10 of its messages, which leaves them there. Exit "
-        "status: 0, or 1 when the stack or AWS cannot be read."
+        "status: 0; 1 when the stack or AWS cannot be read (with --watch: only when the first read "
+        "fails); 2 bad options."
     )
     aws.add_arguments(parser)
     parser.add_argument(
@@ -206,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 status = collect(args)
             except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
-                print(f"imgproc status: {exc}", file=sys.stderr, flush=True)
+                # Caught here rather than by the error boundary: --watch carries on after a failure.
+                print(f"imgproc status: {boundary.describe(exc)[0]}", file=sys.stderr, flush=True)
                 if first or args.watch is None:
                     return 1
             else:

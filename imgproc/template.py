@@ -45,6 +45,53 @@ def parameter_names(template: dict[str, Any]) -> set[str]:
     return set(template.get("Parameters") or {})
 
 
+def parameter_problems(template: dict[str, Any], values: dict[str, str]) -> list[str]:
+    """What CloudFormation would refuse in ``values``: unknown names, and values that break their
+    parameter's ``AllowedValues``, ``AllowedPattern``, ``MinLength``/``MaxLength``, ``Type: Number`` or
+    ``MinValue``/``MaxValue``.
+
+    Checked before deploying because the embedded AWS checks none of them: a bad value there deploys,
+    and then every batch fails at the function's cold start.
+    """
+    declared = template.get("Parameters") or {}
+    unknown = sorted(set(values) - set(declared))
+    problems = []
+    if unknown:
+        problems.append(
+            f"unknown parameter(s) {', '.join(unknown)}; the template has {', '.join(sorted(declared))}"
+        )
+    for name, value in values.items():
+        if name in declared:
+            problem = _constraint_broken(declared[name], value)
+            if problem:
+                hint = declared[name].get("ConstraintDescription")
+                problems.append(f"{name}={value!r} {problem}" + (f" ({hint})" if hint else ""))
+    return problems
+
+
+def _constraint_broken(declaration: dict[str, Any], value: str) -> str | None:  # noqa: PLR0911
+    allowed = declaration.get("AllowedValues")
+    if allowed is not None and value not in [str(v) for v in allowed]:
+        return f"is not one of {', '.join(str(v) for v in allowed)}"
+    pattern = declaration.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, value):  # CloudFormation matches the whole value
+        return f"does not match {pattern}"
+    if "MinLength" in declaration and len(value) < int(declaration["MinLength"]):
+        return f"is shorter than {declaration['MinLength']} characters"
+    if "MaxLength" in declaration and len(value) > int(declaration["MaxLength"]):
+        return f"is longer than {declaration['MaxLength']} characters"
+    if declaration.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return "is not a number"
+        if "MinValue" in declaration and number < float(declaration["MinValue"]):
+            return f"is below the minimum {declaration['MinValue']}"
+        if "MaxValue" in declaration and number > float(declaration["MaxValue"]):
+            return f"is above the maximum {declaration['MaxValue']}"
+    return None
+
+
 class Resolver:
     """Evaluate a deployed stack's intrinsic functions (Ref, GetAtt, Sub, If, Join, Select, Split).
 

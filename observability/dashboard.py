@@ -457,7 +457,8 @@ ROWS: tuple[tuple[Widget, ...], ...] = (
         ),
         Graph("Failed records per minute, by error class", (FAILED_BY_CLASS,), stacked=True),
         Graph(
-            "Error rate (%), alarm above ErrorRateAlarmPercent",
+            # The body is an Fn::Sub template: CloudWatch shows the threshold's value, as does the local view.
+            f"Error rate (%), alarm above {Var(ERROR_RATE_PARAMETER).sub()}%",
             (FAILED, PROCESSED, SKIPPED, ERROR_RATE),
             left_label="%",
             threshold=("alarm", Raw(Var(ERROR_RATE_PARAMETER))),

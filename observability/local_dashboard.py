@@ -682,9 +682,14 @@ class _Context:
     now_ms: int
     format_age: Callable[[float | None], str]
 
+    def title(self, text: str) -> str:
+        """A widget title with the ``${Parameter}`` references that ``Fn::Sub`` resolves in CloudWatch
+        replaced by the stack's values (left as written when unknown)."""
+        return re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: self.parameters.get(m.group(1), m.group(0)), text)
+
     def graph(self, widget: dashboard.Graph) -> GraphPanel:
         panel = GraphPanel(
-            widget.title,
+            self.title(widget.title),
             widget.width,
             widget.height,
             stacked=widget.stacked,

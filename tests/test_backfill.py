@@ -228,14 +228,21 @@ def test_since_accepts_durations_and_iso_times() -> None:
         backfill.parse_since("yesterday")
 
 
-def test_progress_line_counts_without_an_eta_and_stays_off_a_pipe() -> None:
+def test_progress_line_counts_without_an_eta_and_stays_off_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
     summary = backfill.Summary(listed=1500, filtered=200, current=100, enqueued=1190, failed=10)
     summary.last_key = "original/k01499.jpg"
     stream = io.StringIO()
     progress = backfill.BackfillProgress("backfill", stream=stream, summary=summary)
     progress.advance(1500)
+    # Within the first half second there is no rate worth showing.
+    assert (
+        progress.line()
+        == "backfill: listed 1,500, enqueued 1,190, skipped 300, failed 10; at original/k01499.jpg"
+    )
+    started = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: started + 2.0)
     line = progress.line()
-    assert line.startswith("backfill: listed 1,500 (")
+    assert line.startswith("backfill: listed 1,500 (7")  # about 750/s
     assert line.endswith("/s), enqueued 1,190, skipped 300, failed 10; at original/k01499.jpg")
     assert "ETA" not in line
     progress.close()
@@ -503,7 +510,7 @@ def test_an_entry_sqs_refuses_is_reported_and_holds_the_checkpoint(
     assert depths(sqs, stack) == (0, 0)
 
 
-def test_usage_and_stack_errors_exit_2_and_send_nothing(
+def test_usage_errors_exit_2_stack_errors_1_and_both_send_nothing(
     stack: dict[str, str], sqs: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
@@ -519,7 +526,7 @@ def test_usage_and_stack_errors_exit_2_and_send_nothing(
     )
 
     code, out, err = run_backfill(capsys, "--stack-name", "nope")
-    assert (code, out) == (2, "")
+    assert (code, out) == (1, "")  # the environment is wrong, not the command line
     assert err == "imgproc backfill: stack 'nope' not found; deploy it with `imgproc deploy`\n"
     assert depths(sqs, stack) == (0, 0)
 
@@ -574,3 +581,22 @@ def test_max_backlog_keeps_the_backfill_a_bounded_distance_ahead_of_the_function
     code, out, _ = run_backfill(capsys, "--prefix", "original/m/", "--max-backlog", "500")
     assert "  held back 0.0s in all (--max-backlog 500)" in out.splitlines()
     assert depths(sqs, stack) == (95, 0)
+
+
+@pytest.mark.parametrize(
+    ("listed", "seconds", "took"),
+    [
+        (10, 0.004, "in 0.0s"),  # no rate from a clock tick: it used to say 10 keys at 2,500/s
+        (10, 0.49, "in 0.5s"),
+        (10, 2.0, "in 2.0s (5.0/s)"),
+        (5_000, 2.0, "in 2.0s (2,500/s)"),
+    ],
+)
+def test_the_summary_gives_a_rate_only_over_a_meaningful_time(listed: int, seconds: float, took: str) -> None:
+    target = backfill.Target(
+        bucket="b", queue_url="https://q/imgproc-ingest", region=REGION, config=Config(dest_bucket="d")
+    )
+    summary = backfill.Summary(listed=listed, elapsed_seconds=seconds)
+    listed_line = backfill.render(target, backfill.Options(prefix="original/"), summary).splitlines()[1]
+    assert listed_line.split()[0] == "listed"
+    assert listed_line.endswith(f" keys {took}")

@@ -12,7 +12,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from imgproc import cli, deploy
+from imgproc import cli, deploy, embedded
+
+# moto's CloudFormation skips the template's policies, alarms and CloudFront (infra/cloudformation/README.md).
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 
 
 @pytest.fixture
@@ -118,18 +121,83 @@ def test_a_stack_still_in_progress_is_left_alone(moto: None) -> None:
         )
 
 
-def test_unknown_parameter_is_refused_before_any_work(
-    fake_zip: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("Colour=blue", "unknown parameter(s) Colour; the template has "),
+        ("Sizes=abc", "Sizes='abc' does not match ^[1-9]"),
+        ("Fit=stretch", "Fit='stretch' is not one of contain, cover"),
+        ("Quality=0", "Quality='0' is below the minimum 1"),
+        ("Quality=high", "Quality='high' is not a number"),
+        ("MemorySize=20000", "MemorySize='20000' is above the maximum 10240"),
+        ("Timeout=7", "Timeout='7' is not one of 10, 15,"),
+        ("Quality", "-p 'Quality' is not KEY=VALUE"),
+        ("=5", "-p '=5' is not KEY=VALUE"),
+    ],
+)
+def test_parameters_are_checked_against_the_template_before_any_work(
+    pair: str, message: str, fake_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # No moto here: had it got as far as AWS, the call would fail on the fake credentials instead.
-    assert cli.main(["deploy", "--zip", str(fake_zip), "-p", "Colour=blue"]) == 1
-    assert "unknown parameter(s) Colour" in capsys.readouterr().err
+    assert cli.main(["deploy", "--zip", str(fake_zip), "-p", pair]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"imgproc deploy: {message}")
+    assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize("bad", ["Quality", "=5"])
-def test_malformed_parameter_exits_non_zero(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["deploy", "--zip", "x.zip", "-p", bad]) == 1
-    assert "is not KEY=VALUE" in capsys.readouterr().err
+def test_a_valid_value_passes_and_the_parsing_is_shared_with_up_and_demo() -> None:
+    assert deploy.parse_parameters(["Sizes=64x64,2000x1000", "Quality=90", "Fit=cover"]) == {
+        "Sizes": "64x64,2000x1000",
+        "Quality": "90",
+        "Fit": "cover",
+    }
+    for command in ("up", "demo"):
+        assert cli.main([command, "-p", "Sizes=abc"]) == 2  # refused before anything starts
+
+
+@pytest.fixture(scope="module")
+def embedded_aws() -> Iterator[str]:
+    with embedded.EmbeddedAws(port=0) as server:
+        yield server.endpoint_url
+
+
+def test_deploy_to_the_embedded_aws_applies_the_local_adjustments(
+    embedded_aws: str, fake_zip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--endpoint-url", embedded_aws, "--stack-name", "local-deploy"]
+    # No -p EnableCloudFront=false: against the embedded AWS, deploy sets it as `imgproc up` does.
+    code, created, progress = run_deploy(capsys, *where, "--zip", str(fake_zip))
+    assert code == 0, progress
+    outputs = created["outputs"]
+    assert "applied SourceBucket.NotificationConfiguration" in progress
+    assert "DistributionDomainName" not in outputs or not outputs["DistributionDomainName"]
+
+    cfn = boto3.client("cloudformation", endpoint_url=embedded_aws, region_name="us-east-1")
+    (stack,) = cfn.describe_stacks(StackName="local-deploy")["Stacks"]  # readable: no broken output
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert parameters["EnableCloudFront"] == "false"
+    assert parameters["EventSourceMappingEnabled"] == "false"
+    s3 = boto3.client("s3", endpoint_url=embedded_aws, region_name="us-east-1")
+    notification = s3.get_bucket_notification_configuration(Bucket=outputs["SourceBucketName"])
+    assert [q["QueueArn"] for q in notification["QueueConfigurations"]] == [outputs["QueueArn"]] * len(
+        notification["QueueConfigurations"]
+    )
+    assert notification["QueueConfigurations"]
+    assert cli.main(["status", *where]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("pair", ["EnableCloudFront=true", "EventSourceMappingEnabled=true"])
+def test_deploy_to_the_embedded_aws_refuses_what_cannot_work_there(
+    pair: str, embedded_aws: str, fake_zip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--endpoint-url", embedded_aws, "--stack-name", "local-refused"]
+    code, _, err = run_deploy(capsys, *where, "--zip", str(fake_zip), "-p", pair)
+    assert code == 2
+    assert err.startswith(f"imgproc deploy: not possible on the embedded AWS: -p {pair} (")
+    assert err.count("\n") == 1
+    cfn = boto3.client("cloudformation", endpoint_url=embedded_aws, region_name="us-east-1")
+    assert "local-refused" not in [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]]
 
 
 def test_local_endpoints_are_recognised() -> None:

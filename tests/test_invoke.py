@@ -242,15 +242,47 @@ def test_event_from_stdin(
     assert sorted(dest_objects(stack)) == ["resized/100x100/in.jpg", "resized/300x300/in.jpg"]
 
 
-def test_missing_stack_exits_2_with_a_clear_message(
+def test_missing_stack_exits_1_with_a_clear_message(
     environ: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_event(tmp_path, sqs_event(sqs_record(s3_body(s3_record("original/a.jpg")))))
     with mock_aws():
         code, out, err = invoke(capsys, path, "--stack-name", "nope")
-    assert code == 2
+    assert code == 1  # the environment is wrong, not the command line
     assert out == ""
     assert err == "imgproc invoke: stack 'nope' not found; deploy it with `imgproc deploy`\n"
+
+
+def test_created_event_for_a_missing_key_warns_once_and_still_runs(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = stack["SourceBucketName"]
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=bucket, Key="original/here.jpg", Body=imagegen.photo_jpeg(64, 64))
+    event = sqs_event(
+        created(bucket, "original/here.jpg", "m-1"), created(bucket, "original/never uploaded.jpg", "m-2")
+    )
+
+    code, out, err = invoke(capsys, write_event(tmp_path, event))
+
+    assert (code, out) == (0, '{"batchItemFailures": []}\n')  # the handler reconciled: nothing to do
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert warnings == [
+        f"imgproc invoke: warning: s3://{bucket}/original/never uploaded.jpg does not exist, so this "
+        "ObjectCreated:Put event is stale to the handler (it deletes the renditions); upload the object "
+        "first or edit the event's key"
+    ]
+
+
+def test_no_warning_for_removed_keys(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = s3_record(
+        "original/gone.jpg", bucket=stack["SourceBucketName"], event_name="ObjectRemoved:Delete"
+    )
+    code, _, err = invoke(capsys, write_event(tmp_path, sqs_event(sqs_record(s3_body(record)))))
+    assert code == 0
+    assert "warning" not in err
 
 
 S3_NOTIFICATION = s3_body(s3_record("original/a.jpg"))

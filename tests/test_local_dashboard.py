@@ -391,7 +391,7 @@ def test_the_graph_panels_carry_the_widgets_series(state_dir: Path) -> None:
     assert isinstance(by_class, GraphPanel)
     assert by_class.stacked
     assert [line.label for line in by_class.lines] == ["CorruptImage", "InvalidEvent", "NotAnImage"]
-    rate = by_title["Error rate (%), alarm above ErrorRateAlarmPercent"]
+    rate = by_title["Error rate (%), alarm above 5%"]  # the threshold's value, not its parameter name
     assert isinstance(rate, GraphPanel)
     assert [line.label for line in rate.lines] == ["failed records (% of all records)"]  # inputs hidden
     assert rate.threshold == ("alarm: 5 %", 5.0)
@@ -663,3 +663,26 @@ def test_dashboard_html_after_a_local_run(local_run: tuple[local.LocalRuntime, P
     assert '<img src="data:image/png;base64,' in text
     assert "queues: unavailable" not in text
     assert "NotAnImage" in text
+
+
+def test_a_line_breaks_where_a_bucket_has_no_data() -> None:
+    minute = 60_000
+    points = {0: 1.0, minute: 2.0, 5 * minute: 4.0, 6 * minute: 3.0, 9 * minute: 1.0}
+    starts, values = command.broken_at_gaps(points, minute)
+    assert starts == [0, minute, 2 * minute, 5 * minute, 6 * minute, 7 * minute, 9 * minute]
+    assert [v if v == v else None for v in values] == [1.0, 2.0, None, 4.0, 3.0, None, 1.0]  # NaN: a gap
+    assert command.broken_at_gaps({0: 1.0, minute: 1.0}, minute) == ([0, minute], [1.0, 1.0])
+
+
+def test_the_drawn_line_has_the_gap_too() -> None:
+    from matplotlib.figure import Figure
+
+    minute = 60_000
+    window = Window(0, 10 * minute, minute)
+    panel = GraphPanel("t", 8, 6, lines=[local_dashboard.Line("records", {0: 1.0, 5 * minute: 2.0})])
+    axes = Figure().add_subplot()
+    command._draw_graph(axes, panel, window)
+    (line,) = axes.get_lines()[:1]
+    ys = list(line.get_ydata())
+    assert len(ys) == 3
+    assert ys[1] != ys[1]  # NaN: matplotlib leaves the idle minutes undrawn

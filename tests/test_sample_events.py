@@ -120,3 +120,36 @@ def test_delete_names_the_same_key_later_in_s3s_order() -> None:
     # S3 orders the events of one key by sequencer (compared as hex strings of equal length).
     assert int(delete["s3"]["object"]["sequencer"], 16) > int(put["s3"]["object"]["sequencer"], 16)
     assert delete["eventTime"] > put["eventTime"]
+
+
+def _shell_lines(markdown: str) -> list[str]:
+    """The lines of the ```sh blocks of a Markdown file, in order."""
+    lines, inside = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            inside = line.strip() == "```sh"
+            continue
+        if inside:
+            lines.append(line.split("  #")[0].strip())  # without the trailing comment
+    return lines
+
+
+@pytest.mark.parametrize("readme", ["README.md", "events/README.md"])
+def test_the_readme_flow_uploads_the_key_the_put_sample_names(readme: str) -> None:
+    """Followed literally, the README's upload and its `imgproc invoke events/s3-put.json` agree."""
+    (ref,) = parse_body(load("s3-put.json")["Records"][0]["body"]).refs
+    lines = _shell_lines((EVENTS.parent / readme).read_text())
+    uploads = [line.split()[4] for line in lines if line.startswith("aws s3 cp ")]
+    assert f"s3://{ref.bucket}/{ref.key}" in uploads
+    first_invoke = next(i for i, line in enumerate(lines) if line.startswith("imgproc invoke events/s3-put"))
+    first_upload = next(i for i, line in enumerate(lines) if line.startswith("aws s3 cp "))
+    assert first_upload < first_invoke
+
+
+def test_the_readme_activates_the_venv_before_its_first_bare_command() -> None:
+    """`imgproc` and `aws` are in .venv/bin: a bare command only works after the activation."""
+    lines = _shell_lines((EVENTS.parent / "README.md").read_text())
+    activate = lines.index(". .venv/bin/activate")
+    bare = [i for i, line in enumerate(lines) if line.startswith(("imgproc ", "aws "))]
+    assert bare
+    assert activate < min(bare)

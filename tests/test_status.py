@@ -269,7 +269,9 @@ def test_aws_errors_exit_1_without_a_traceback(
     code, out, err = run_status(capsys)
 
     assert (code, out) == (1, "")
-    assert err.startswith("imgproc status: An error occurred (AWS.SimpleQueueService.NonExistentQueue)")
+    assert err.startswith(
+        "imgproc status: AWS refused (GetQueueAttributes): AWS.SimpleQueueService.NonExistentQueue: "
+    )
     assert "Traceback" not in err
 
 
@@ -295,7 +297,12 @@ def test_watch_refreshes_until_ctrl_c(
     assert code == 0
     assert sleeps == [2.5, 2.5, 2.5]
     assert [json.loads(line)["ingest"]["visible"] for line in out.splitlines()] == [0, 1]
-    assert err.count("imgproc status: An error occurred (AWS.SimpleQueueService.NonExistentQueue)") == 1
+    assert (
+        err.count(
+            "imgproc status: AWS refused (GetQueueAttributes): AWS.SimpleQueueService.NonExistentQueue: "
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "soon"])

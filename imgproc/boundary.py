@@ -1,0 +1,140 @@
+"""The error boundary every `imgproc` command runs inside: one line on stderr, a documented exit status.
+
+Commands handle the errors they can say something specific about (and clean up after themselves in
+``finally`` blocks); whatever they let through ends here instead of as a traceback. An operator who
+mistypes an endpoint, runs without credentials or presses Ctrl-C learns what happened in one line, and
+scripts get an exit status that says whose fault it was:
+
+- 0: done; 1: the environment is wrong or AWS refused (no stack, no credentials, endpoint down, a
+  tool that failed); 2: the command was used wrongly (options, files, parameters); 130: interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.parsers import ResponseParserError
+
+from imgproc.aws import StackNotFound
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_STATUS_HELP = (
+    "Exit status: 0 done; 1 the stack, AWS or the environment failed (no stack, no credentials, "
+    "endpoint unreachable); 2 bad options or input; 130 interrupted."
+)
+DEBUG_VARIABLE = "IMGPROC_DEBUG"  # set to 1: let unexpected errors through with their traceback
+MAX_MESSAGE = 300  # characters of an error message shown (an HTML error page can be much longer)
+
+
+class UsageError(Exception):
+    """The command cannot run as asked (options, input files, template parameters): exit status 2.
+
+    Not a ValueError on purpose: code that catches ValueError for its own parsing must not turn a
+    usage error into a runtime failure.
+    """
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` as one readable line: an HTML page (moto answers some errors with one) reduced to its
+    title, other tags dropped, whitespace collapsed, clipped to ``limit`` characters."""
+    if "<" in text and ">" in text:
+        text = re.sub(r"<title>(.*?)</title>.*", r"\1", text, flags=re.S | re.I)
+        text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
+        text = html.unescape(re.sub(r"<[^>]+>", " ", text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def aws_error_message(exc: ClientError) -> str:
+    """``Code: Message`` of an AWS error response, without botocore's "An error occurred (...) when
+    calling the X operation" wrapping, HTML or line breaks."""
+    error = exc.response.get("Error", {})
+    code = error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+    message = one_line(str(error.get("Message") or ""))
+    operation = getattr(exc, "operation_name", "")
+    where = f" ({operation})" if operation else ""
+    return f"AWS refused{where}: {code}" + (f": {message}" if message else "")
+
+
+def describe(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - one branch per kind of failure
+    """The one-line message and the exit status for an error that reached the boundary."""
+    if isinstance(exc, UsageError):
+        return one_line(str(exc)), EXIT_USAGE
+    if isinstance(exc, StackNotFound):
+        return one_line(str(exc)), EXIT_FAILED
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "(the embedded AWS of `imgproc up` needs none: pass its --endpoint-url)",
+            EXIT_FAILED,
+        )
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "")
+        return (
+            f"cannot reach {endpoint or 'the AWS endpoint'}: is it running (`imgproc up`), and are "
+            "--endpoint-url / AWS_ENDPOINT_URL right?",
+            EXIT_FAILED,
+        )
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION", EXIT_USAGE
+    if isinstance(exc, ReadTimeoutError):
+        return f"the AWS endpoint did not answer in time: {one_line(str(exc))}", EXIT_FAILED
+    if isinstance(exc, ResponseParserError):
+        return f"unreadable answer from the AWS endpoint: {one_line(str(exc), 160)}", EXIT_FAILED
+    if isinstance(exc, ClientError):
+        return aws_error_message(exc), EXIT_FAILED
+    if isinstance(exc, BotoCoreError):
+        return one_line(str(exc)), EXIT_FAILED
+    if isinstance(exc, subprocess.CalledProcessError):
+        command = exc.cmd if isinstance(exc.cmd, str) else " ".join(_short(exc.cmd))
+        return f"`{command}` failed with exit status {exc.returncode} (its output is above)", EXIT_FAILED
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}", EXIT_FAILED
+    return (
+        f"unexpected {type(exc).__name__}: {one_line(str(exc), 200)} (a bug: rerun with "
+        f"{DEBUG_VARIABLE}=1 for the traceback and report it)",
+        EXIT_FAILED,
+    )
+
+
+def _short(command: list[object]) -> list[str]:
+    """The first words of a command line, the program by its name only: enough to say what failed."""
+    words = [str(word) for word in command]
+    if words:
+        words[0] = Path(words[0]).name
+    return words[:4] + (["…"] if len(words) > 4 else [])
+
+
+def run_command(name: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """``run(args)``'s exit status, or, for an error it let through, one line on stderr and the status
+    :func:`describe` gives it."""
+    try:
+        return int(run(args))
+    except KeyboardInterrupt:
+        fresh_line = "\n" if sys.stderr.isatty() else ""  # after the terminal's ^C
+        print(f"{fresh_line}imgproc {name}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get(DEBUG_VARIABLE) and not isinstance(exc, UsageError | StackNotFound):
+            raise
+        message, code = describe(exc)
+        print(f"imgproc {name}: {message}", file=sys.stderr, flush=True)
+        return code
