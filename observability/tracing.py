@@ -3,8 +3,9 @@
 In Lambda (``LAMBDA_TASK_ROOT`` set, active tracing on) botocore is patched so that every S3 and SQS
 call becomes a subsegment, and the processor adds its own per record and per stage, annotated with
 key, message id, key prefix, outcome and error class (searchable: :func:`record_annotations`) and
-with sizes as metadata. Outside Lambda nothing is patched, no segment is opened and nothing is sent over UDP: no "context missing" noise. Locally,
-``IMGPROC_XRAY=true`` turns it on against the daemon at ``AWS_XRAY_DAEMON_ADDRESS``.
+with sizes as metadata. Outside Lambda nothing is patched, no segment is opened and nothing is sent
+over UDP: no "context missing" noise. Locally, ``IMGPROC_XRAY=true`` turns it on against the daemon
+at ``AWS_XRAY_DAEMON_ADDRESS``.
 """
 
 from __future__ import annotations
