@@ -72,7 +72,7 @@ def group_alive(pgid: int) -> bool:
 def test_a_bad_parameter_is_refused_before_anything_starts(tmp_path: Path) -> None:
     result = run_up("-p", "Sizes", "--port", "0", "--state-dir", str(tmp_path))
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["imgproc up: --parameter 'Sizes' is not KEY=VALUE"]
+    assert result.stderr.splitlines() == ["imgproc up: -p 'Sizes' is not KEY=VALUE"]
     assert not (tmp_path / "logs" / "moto.log").exists()
 
 
