@@ -81,7 +81,7 @@ class Queues:
 
 
 def find_queues(args: argparse.Namespace) -> Queues:
-    """The queues named by the stack's outputs (DESIGN.md, "Stack outputs")."""
+    """The queues named by the stack's outputs (docs/design.md, "Contract: stack outputs")."""
     names = ("DeadLetterQueueUrl", "DeadLetterQueueArn", "QueueUrl", "QueueArn")
     outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name, required=names)
     return Queues(*(outputs[name] for name in names))

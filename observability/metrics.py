@@ -64,7 +64,7 @@ LOCAL_FUNCTION_NAME = "local"  # FunctionName when AWS_LAMBDA_FUNCTION_NAME is u
 GENERAL_DIMENSIONS: tuple[str, ...] = (FUNCTION_NAME,)
 ERROR_DIMENSIONS: tuple[str, ...] = (FUNCTION_NAME, ERROR_CLASS)
 
-# Metric name -> CloudWatch unit (DESIGN.md, "Metrics").
+# Metric name -> CloudWatch unit (docs/design.md, "Contract: metrics").
 RECORDS_PROCESSED = "RecordsProcessed"
 RECORDS_SKIPPED = "RecordsSkipped"
 RECORDS_FAILED = "RecordsFailed"

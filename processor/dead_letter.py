@@ -16,14 +16,14 @@ from processor.events import SqsMessage
 from processor.markers import utc_timestamp
 
 MAX_ERROR_MESSAGE_BYTES = 1024
-# Message attribute names (DESIGN.md, "Dead-letter messages"); the operators' tools read them back.
+# Message attribute names (docs/design.md, "Contract: dead-letter messages"); the operators' tools read them back.
 ERROR_CLASS = "error-class"
 ERROR_MESSAGE = "error-message"
 FAILED_AT = "failed-at"
 
 
 def attributes(message: SqsMessage, error: ProcessingError, now: datetime | None = None) -> dict[str, Any]:
-    """The DESIGN.md dead-letter attributes; ``replay-count`` and ``original-message-id`` carry over
+    """The dead-letter attributes of docs/design.md; ``replay-count`` and ``original-message-id`` carry over
     what a replayed message brought, so the cap and the chain back to the first failure hold."""
 
     def text(value: str) -> dict[str, str]:

@@ -339,7 +339,7 @@ def test_every_emitted_metric_and_dimension_set_is_declared_in_emitted() -> None
 
 
 def test_units_and_names_follow_the_design() -> None:
-    # DESIGN.md, "Metrics": the seven names; ProcessingTime in ms; bytes for sizes.
+    # docs/design.md, "Contract: metrics": the seven names; ProcessingTime in ms; bytes for sizes.
     assert set(metrics.UNITS) == {
         "RecordsProcessed",
         "RecordsSkipped",

@@ -3,8 +3,8 @@
 Three layers, cheapest first:
 - cfn-lint and checkov over every template under ``infra/cloudformation/`` (checkov runs once per module);
 - invariants read from the parsed template (cfn-lint's decoder understands the ``!Ref``-style tags), e.g.
-  the queue's visibility timeout against the function timeout, least-privilege IAM, the DESIGN.md
-  interface (outputs, environment variables);
+  the queue's visibility timeout against the function timeout, least-privilege IAM, the interface of
+  docs/design.md (outputs, environment variables);
 - ``create_stack`` into moto's in-process CloudFormation, asserting on what moto really creates.
 """
 
@@ -39,7 +39,7 @@ TEMPLATES = sorted(
     path for path in TEMPLATE_DIR.rglob("*") if path.suffix in {".yaml", ".yml", ".json", ".template"}
 )
 
-# DESIGN.md, "Stack outputs (names other tools rely on)".
+# docs/design.md, "Contract: stack outputs" (tests/test_design_doc.py checks the two agree).
 DESIGN_OUTPUTS = frozenset(
     {
         "SourceBucketName",
@@ -53,7 +53,7 @@ DESIGN_OUTPUTS = frozenset(
         "DistributionDomainName",
     }
 )
-# DESIGN.md, "Configuration": every variable the function reads, except MAX_PIXELS and MAX_SOURCE_BYTES
+# docs/design.md, "Contract: environment variables": every variable the function reads, except MAX_PIXELS and MAX_SOURCE_BYTES
 # whose defaults are fine.
 FUNCTION_ENV = frozenset(
     {
