@@ -29,7 +29,7 @@ from processor import errors
 
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOK = REPO / "docs" / "runbook.md"
-DESIGN = REPO.parent / "shared" / "DESIGN.md"  # beside the clone, locally and in CI
+DESIGN = REPO / "docs" / "design.md"  # the contract, in the repo
 PSEUDO_PARAMETERS = {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::URLSuffix"}
 IMGPROC_COMMAND = re.compile(r"`imgproc (status|dlq inspect|dlq replay|dlq purge|backfill|deploy)\b[^`]*`")
 
@@ -283,12 +283,11 @@ def test_every_design_metric_is_on_the_dashboard(body: dict[str, Any]) -> None:
     on_dashboard = {row[1] for row in _widget_metric_rows(body) if row[0] == metrics.NAMESPACE}
     on_dashboard |= {name for name, _ in _imgproc_metrics_used(body, {})}  # SEARCH expressions too
     assert on_dashboard >= set(metrics.UNITS)
-    if DESIGN.exists():  # DESIGN.md "Metrics": the contract
-        section = DESIGN.read_text(encoding="utf-8").split("## Metrics", 1)[1].split("\n## ", 1)[0]
-        design = {n for n in re.findall(r"`(\w+)`", section) if n[0].isupper() and n != "ImageProcessor"}
-        design -= {"ErrorClass"}
-        assert design == set(metrics.UNITS)
-        assert on_dashboard >= design
+    # docs/design.md, "Contract: metrics": the first column of its table names every metric.
+    section = DESIGN.read_text(encoding="utf-8").split("\n## Contract: metrics\n", 1)[1].split("\n## ", 1)[0]
+    design = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE))
+    assert design == set(metrics.UNITS)
+    assert on_dashboard >= design
 
 
 # ----------------------------------------------------------------------------------------------------
