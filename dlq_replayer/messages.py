@@ -4,8 +4,8 @@ Shared by `imgproc status` (recent failures) and the `imgproc dlq` commands. Eve
 messages as SQS ``ReceiveMessage`` returns them through boto3 (``MessageId``, ``Body``, ``Attributes``,
 ``MessageAttributes``); only :func:`peek` talks to SQS.
 
-Two kinds of messages end up on the DLQ (docs/design.md, "Contract: dead-letter messages"): those the handler sent
-for a permanent failure, with ``error-class``, ``error-message``, ``failed-at``,
+Two kinds of messages end up on the DLQ (docs/design.md, "Contract: dead-letter messages"): those the
+handler sent for a permanent failure, with ``error-class``, ``error-message``, ``failed-at``,
 ``original-message-id`` and ``replay-count`` attributes, and those SQS itself redrove after
 ``maxReceiveCount`` deliveries, which carry none of them and are shown as ``RetriesExhausted``.
 """

@@ -16,7 +16,8 @@ from processor.events import SqsMessage
 from processor.markers import utc_timestamp
 
 MAX_ERROR_MESSAGE_BYTES = 1024
-# Message attribute names (docs/design.md, "Contract: dead-letter messages"); the operators' tools read them back.
+# Message attribute names (docs/design.md, "Contract: dead-letter messages"); the operators' tools
+# read them back.
 ERROR_CLASS = "error-class"
 ERROR_MESSAGE = "error-message"
 FAILED_AT = "failed-at"

@@ -53,8 +53,9 @@ DESIGN_OUTPUTS = frozenset(
         "DistributionDomainName",
     }
 )
-# docs/design.md, "Contract: environment variables": every variable the function reads, except MAX_PIXELS and MAX_SOURCE_BYTES
-# whose defaults are fine.
+# The variables the template sets: those of docs/design.md, "Contract: environment variables", except
+# the tuning ones whose defaults are fine (MAX_PIXELS, MAX_SOURCE_BYTES, CONCURRENCY, DEADLINE_MARGIN_MS,
+# CACHE_CONTROL).
 FUNCTION_ENV = frozenset(
     {
         "DEST_BUCKET",
