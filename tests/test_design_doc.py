@@ -22,7 +22,7 @@ from cfnlint.decode import decode_str
 from dlq_replayer import moves
 from imgproc import boundary, cli
 from observability import metrics
-from processor import dead_letter, errors, markers
+from processor import dead_letter, errors, events, markers
 from processor.config import Config, variable_names
 from processor.events import SqsMessage
 from processor.renditions import plan_renditions
@@ -136,6 +136,7 @@ def test_the_handler_entry_point_is_the_templates_and_exists() -> None:
     module, _, name = entry_point.rpartition(".")
     assert callable(getattr(__import__(module, fromlist=[name]), name))
     assert _template()["Resources"]["ProcessorFunction"]["Properties"]["Handler"] == entry_point
+    assert f'`"{events.BACKFILL_MARKER}": true`' in rows["backfill records"]
 
 
 def _documented_variables() -> dict[str, str]:
