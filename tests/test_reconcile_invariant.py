@@ -34,6 +34,7 @@ from moto import mock_aws
 
 from dlq_replayer import messages, moves, scan
 from dlq_replayer.throughput import Progress, RateLimiter
+from imgproc import poller
 from observability import logs
 from processor.batch import process_batch
 from processor.config import Config
@@ -215,7 +216,7 @@ class Pipeline(RuleBasedStateMachine):
         self.check_invariant()
 
     def _invoke(self, received: list[dict[str, Any]]) -> None:
-        event = {"Records": [_lambda_record(m) for m in received]}
+        event = poller.lambda_event(received, "arn:aws:sqs:us-east-1:123456789012:inv-ingest", REGION)
         with contextlib.redirect_stdout(io.StringIO()):
             result = process_batch(
                 parse_sqs_event(event),
@@ -285,19 +286,6 @@ class Pipeline(RuleBasedStateMachine):
         for handle in handles:
             self.sqs.change_message_visibility(QueueUrl=self.dlq, ReceiptHandle=handle, VisibilityTimeout=0)
         return found
-
-
-def _lambda_record(m: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "messageId": m["MessageId"],
-        "receiptHandle": m["ReceiptHandle"],
-        "body": m["Body"],
-        "attributes": m.get("Attributes", {}),
-        "messageAttributes": {
-            name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
-            for name, value in m.get("MessageAttributes", {}).items()
-        },
-    }
 
 
 Pipeline.TestCase.settings = settings(

@@ -21,6 +21,7 @@ from conftest import REGION, hook_sqs, s3_body, s3_record
 from dlqkit import Stack, run_json
 
 from dlq_replayer import messages
+from imgproc import poller
 from observability import logs
 from processor.batch import process_batch
 from processor.config import Config
@@ -68,25 +69,7 @@ class Pipeline:
             ).get("Messages", [])
             if not received:
                 return
-            event = {
-                "Records": [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "attributes": m.get("Attributes", {}),
-                        "messageAttributes": {
-                            name: {
-                                "stringValue": value.get("StringValue"),
-                                "dataType": value["DataType"],
-                            }
-                            for name, value in m.get("MessageAttributes", {}).items()
-                        },
-                        "eventSourceARN": self.stack.outputs["QueueArn"],
-                    }
-                    for m in received
-                ]
-            }
+            event = poller.lambda_event(received, self.stack.outputs["QueueArn"], REGION)
             with contextlib.redirect_stdout(io.StringIO()):  # its log lines, not the CLI's output
                 result = process_batch(
                     parse_sqs_event(event),
