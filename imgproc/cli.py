@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from dlq_replayer import backfill, dlq
-from imgproc import boundary, dashboard, deploy, invoke, local, package, status
+from imgproc import boundary, dashboard, demo, deploy, invoke, local, package, status
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -26,8 +26,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "demo": (
         "Run the pipeline locally on sample images and show the results.",
-        local.add_demo_arguments,
-        local.run_demo,
+        demo.add_arguments,
+        demo.run,
     ),
     "package": ("Build the Lambda zip for Linux (arm64 or x86_64).", package.add_arguments, package.run),
     "deploy": ("Package and deploy the stack, then print its outputs.", deploy.add_arguments, deploy.run),

@@ -1,4 +1,4 @@
-"""`imgproc up` and `imgproc demo`: the whole pipeline on this machine, no AWS account, no docker.
+"""`imgproc up`: the whole pipeline on this machine, no AWS account, no docker (`imgproc demo` runs on it).
 
 The embedded AWS (moto's server on 127.0.0.1), the real template deployed into it, and a poller that
 behaves like Lambda's SQS event source mapping running the real handler in worker processes.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import math
 import signal
@@ -20,24 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from PIL import Image
 
-from dlq_replayer import messages
-from imgproc import aws, deploy, embedded, faults, local_stack, poller, samples
+from imgproc import aws, deploy, embedded, faults, local_stack, poller
 from imgproc import workers as workers_
-from imgproc.function import load_function
-from processor import catalog, markers, storage
-from processor.config import Config
-from processor.renditions import plan_renditions
 
 STATE_DIR = Path(".imgproc")
 COUNTERS = ("received", "rendered", "skipped", "deleted", "dead-lettered", "retried", "function errors")
-# `imgproc demo --with-extras`: the optional features on (-p overrides still win).
-EXTRAS_PARAMETERS = {
-    "EnableCatalog": "true",
-    "EnableNotifications": "true",
-    "WatermarkText": "(c) imgproc demo",
-}
 COUNTER_INTERVAL = 2.0  # seconds between counter lines when stderr is not a terminal
 
 
@@ -92,6 +79,10 @@ class LocalRuntime:
         )
         self._poller.start()
         return self
+
+    @property
+    def stack_name(self) -> str:
+        return self._stack_name
 
     @property
     def worker_pids(self) -> list[int]:
@@ -234,6 +225,17 @@ def serve_until_interrupted(runtime: LocalRuntime, interval: float = 0.5) -> boo
         progress(line)
     progress("stopping: letting in-flight batches finish")
     return True
+
+
+def running_doc(runtime: LocalRuntime, log_dir: Path) -> dict[str, Any]:
+    """What another program needs to use the running pipeline (`imgproc up --json`)."""
+    return {
+        "endpoint_url": runtime.endpoint_url,
+        "region": runtime.region,
+        "stack_name": runtime.stack_name,
+        "outputs": dict(runtime.outputs),
+        "log_dir": str(log_dir),
+    }
 
 
 def print_banner(runtime: LocalRuntime, log_dir: Path) -> None:
@@ -408,7 +410,10 @@ def run_local(
 
 def run_up(args: argparse.Namespace) -> int:
     def body(runtime: LocalRuntime) -> int:
-        print_banner(runtime, args.state_dir / "logs")
+        if args.json:
+            print(json.dumps(running_doc(runtime, args.state_dir / "logs")), flush=True)
+        else:
+            print_banner(runtime, args.state_dir / "logs")
         if not serve_until_interrupted(runtime):
             progress(f"imgproc up: {runtime.failure}")
             return 1
@@ -417,229 +422,11 @@ def run_up(args: argparse.Namespace) -> int:
     return run_local(args, body, totals=True)
 
 
-# ---------------------------------------------------------------------------------------------------
-# demo
-
-
-def expected_renditions(config: Config, key: str) -> list[str]:
-    """The rendition keys of ``key`` (the first candidate: demo samples name web formats)."""
-    return [plan.candidates[0].key for plan in plan_renditions(config, key)]
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.5)
-    progress(f"timed out after {timeout:.0f} s waiting for {what}")
-    return False
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    with_extras = getattr(args, "with_extras", False)
-
-    def body(runtime: LocalRuntime) -> int:
-        ok = demonstrate(runtime, timeout=args.timeout, with_extras=with_extras)
-        if args.keep:
-            print_banner(runtime, args.state_dir / "logs")
-            if not serve_until_interrupted(runtime):
-                progress(f"imgproc demo: {runtime.failure}")
-                return 1
-        return 0 if ok else 1
-
-    return run_local(args, body, EXTRAS_PARAMETERS if with_extras else None)
-
-
-def demonstrate(runtime: LocalRuntime, *, timeout: float, with_extras: bool = False) -> bool:
-    """Upload the samples, wait for their renditions and the DLQ entry, print what came out.
-
-    ``with_extras``: also show the watermark settings, the catalog items and the notifications (an
-    SQS queue is subscribed to the topic before anything is uploaded).
-    """
-    s3, sqs = runtime.client("s3"), runtime.client("sqs")
-    out = runtime.outputs
-    config = Config.from_env(load_function(runtime.client("lambda"), out["FunctionName"]).environment)
-    inbox = _subscribe_inbox(runtime, config) if with_extras else None
-    uploads = {}
-    for sample in samples.demo_samples():
-        key = f"{config.source_prefix}demo/{sample.name}"
-        etag = markers.strip_quotes(
-            s3.put_object(Bucket=out["SourceBucketName"], Key=key, Body=sample.data)["ETag"]
-        )
-        uploads[key] = (sample, etag)
-        progress(f"uploaded s3://{out['SourceBucketName']}/{key} ({len(sample.data):,} bytes)")
-
-    renditions = {
-        key: expected_renditions(config, key)
-        for key, (sample, _) in uploads.items()
-        if not sample.error_class
-    }
-
-    def current(key: str, etag: str) -> bool:
-        metadata = storage.head_metadata(s3, out["DestinationBucketName"], key) or {}
-        return metadata.get(markers.SOURCE_ETAG) == etag
-
-    def rendered() -> bool:
-        return all(current(r, uploads[key][1]) for key, keys in renditions.items() for r in keys)
-
-    def dead_lettered() -> bool:
-        depth = sqs.get_queue_attributes(
-            QueueUrl=out["DeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]["ApproximateNumberOfMessages"]
-        return int(depth) >= sum(1 for sample, _ in uploads.values() if sample.error_class)
-
-    ok = wait_for(rendered, timeout, "renditions") & wait_for(dead_lettered, timeout, "the DLQ entry")
-    print(f"\n{'source':34} {'rendition':44} {'size':>9} {'bytes':>8}")
-    for key, keys in renditions.items():
-        for rendition in keys:
-            try:
-                body = s3.get_object(Bucket=out["DestinationBucketName"], Key=rendition)["Body"].read()
-            except s3.exceptions.ClientError:
-                print(f"{key:34} {rendition:44} {'missing':>9}")
-                ok = False
-                continue
-            width, height = Image.open(io.BytesIO(body)).size
-            print(f"{key:34} {rendition:44} {f'{width}x{height}':>9} {len(body):>8,}")
-    ok &= _print_dead_letters(sqs, out["DeadLetterQueueUrl"], uploads)
-    if with_extras:
-        ok &= _print_extras(runtime, config, inbox, uploads, timeout)
-    runtime.update_totals()
-    print(f"\n{counters_line(runtime.totals)}")
-    what = (
-        "all renditions, the DLQ entry, catalog items and notifications"
-        if with_extras
-        else ("all renditions and the DLQ entry")
-    )
-    print(f"demo: {what} are there" if ok else "demo: something is missing (see above)")
-    return ok
-
-
-def _subscribe_inbox(runtime: LocalRuntime, config: Config) -> str | None:
-    """An SQS queue subscribed to the notification topic (raw delivery, attributes kept); its URL."""
-    if not config.notify_topic_arn:
-        progress("demo: the stack has no notification topic (EnableNotifications=false)")
-        return None
-    sqs = runtime.client("sqs")
-    url = sqs.create_queue(QueueName="imgproc-demo-notifications")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    runtime.client("sns").subscribe(
-        TopicArn=config.notify_topic_arn,
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
-    progress(f"subscribed {url} to {config.notify_topic_arn}")
-    return url
-
-
-def _print_extras(
-    runtime: LocalRuntime,
-    config: Config,
-    inbox: str | None,
-    uploads: dict[str, tuple[samples.Sample, str]],
-    timeout: float,
-) -> bool:
-    """Print the watermark settings, the catalog items and the notifications; check one of each per upload."""
-    mark = config.watermark
-    print(
-        "\nwatermark: "
-        + (
-            f"{mark.text!r} {mark.position.value}, opacity {mark.opacity}, on renditions whose shorter "
-            f"side is >= {mark.min_size} px"
-            if mark
-            else "none"
-        )
-    )
-    ok = True
-    if config.catalog_table:
-        table = config.catalog_table
-        dynamodb = runtime.client("dynamodb")
-
-        def items() -> dict[str, dict[str, Any]]:
-            found = {}
-            for key in uploads:
-                item = catalog.get(dynamodb, table, key)
-                if item is not None and item.get("source_etag") == uploads[key][1]:
-                    found[key] = item
-            return found
-
-        ok &= wait_for(lambda: len(items()) == len(uploads), timeout, "the catalog items")
-        print(f"\ncatalog (DynamoDB table {table}):")
-        for key, item in sorted(items().items()):
-            what = (
-                f"{item['source_format']} {item['source_width']}x{item['source_height']}"
-                if "source_format" in item
-                else item.get("error_class", "")
-            )
-            size = f"{item['source_size']:,} bytes"
-            print(f"  {key:34} {item['status']:14} {what:16} {size:>15}  {item['processed_at']}")
-            for r in item["renditions"]:
-                dimensions = f"{r['width']}x{r['height']}"
-                print(f"      {r['key']:42} {dimensions:>9} {r['bytes']:>8,}")
-    else:
-        print("\ncatalog: off (EnableCatalog=false)")
-    if inbox is not None:
-        sqs = runtime.client("sqs")
-        received: dict[str, dict[str, Any]] = {}
-
-        def notifications() -> bool:
-            for message in sqs.receive_message(
-                QueueUrl=inbox, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
-            ).get("Messages", []):
-                received[message["MessageId"]] = message
-                sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
-            keys = {json.loads(m["Body"]).get("source_key") for m in received.values()}
-            return keys >= set(uploads)
-
-        ok &= wait_for(notifications, timeout, "the notifications")
-        print(f"\nnotifications (SNS topic {config.notify_topic_arn}, via SQS):")
-        print(f"  {'source':34} {'attributes':44} message")
-        for message in sorted(received.values(), key=lambda m: json.loads(m["Body"]).get("source_key", "")):
-            body = json.loads(message["Body"])
-            attrs = " ".join(
-                f"{k}={v.get('StringValue', '')}"
-                for k, v in sorted(message.get("MessageAttributes", {}).items())
-            )
-            detail = (
-                f"{len(body['renditions'])} renditions"
-                if body.get("outcome") == "rendered"
-                else body.get("error_message", "")[:60]
-            )
-            print(f"  {body.get('source_key', '?'):34} {attrs:44} {detail}")
-    else:
-        print("\nnotifications: off (EnableNotifications=false)")
-    return ok
-
-
-def _print_dead_letters(sqs: Any, dlq_url: str, uploads: dict[str, tuple[samples.Sample, str]]) -> bool:
-    """Show the DLQ entries (without consuming them) and check each poison sample has its class."""
-    print("\ndead-letter queue:")
-    found = {}
-    for message in messages.peek(sqs, dlq_url):
-        keys, error_class = messages.source_keys(message["Body"]), messages.error_class(message)
-        found.update(dict.fromkeys(keys, error_class))
-        reason = messages.attribute(message, messages.ERROR_MESSAGE) or ""
-        print(f"  {', '.join(keys) or '?':34} {error_class:16} {reason}")
-    return all(
-        found.get(key) == sample.error_class for key, (sample, _) in uploads.items() if sample.error_class
-    )
-
-
 def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
     parser.add_argument(
-        "--timeout", type=aws.positive(float), default=120, help="seconds to wait for results (default 120)"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep running after the demo, like `imgproc up`")
-    parser.add_argument(
-        "--with-extras",
+        "--json",
         action="store_true",
-        help="also enable the DynamoDB catalog, the SNS notifications and a watermark "
-        f"({', '.join(f'{k}={v}' for k, v in EXTRAS_PARAMETERS.items())}; -p overrides them), "
-        "and show the catalog items and the notifications",
+        help="once running, print the endpoint, region, stack outputs and log folder as one JSON line on "
+        "stdout (for scripts) instead of the banner",
     )

@@ -247,11 +247,15 @@ def run_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_exits_zero(tmp_path: Path) -> None:
-    result = run_cli("demo", "--port", "0", "--state-dir", str(tmp_path), timeout=180)
+def test_demo_exits_zero_and_says_what_it_found_in_json(tmp_path: Path) -> None:
+    result = run_cli("demo", "--json", "--port", "0", "--state-dir", str(tmp_path), timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "demo: all renditions and the DLQ entry are there" in result.stdout
-    assert "CorruptImage" in result.stdout
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert len(report["renditions"]) >= 8  # every sample but the corrupt one, in two sizes
+    assert all(r["width"] and r["height"] and r["bytes"] for r in report["renditions"])
+    assert [d["error_class"] for d in report["dead_letters"]] == ["CorruptImage"]
+    assert report["outputs"]["SourceBucketName"]
 
 
 def test_demo_with_extras_shows_the_catalog_and_the_notifications(tmp_path: Path) -> None:

@@ -138,26 +138,27 @@ def test_ctrl_c_while_starting_stops_everything_without_a_traceback(tmp_path: Pa
 
 @pytest.mark.e2e
 def test_up_stops_on_ctrl_c_reaps_everything_and_its_counters_are_never_stale(tmp_path: Path) -> None:
-    """stderr is a pipe here, not a terminal: each change of the counters is printed while it runs."""
+    """stderr is a pipe here, not a terminal: each change of the counters is printed while it runs.
+    With --json, stdout says where everything is, in one line, once it runs."""
     process = subprocess.Popen(
-        [str(BIN / "imgproc"), "up", "--port", "0", "--workers", "2", "--state-dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
+        [str(BIN / "imgproc"), "up", "--json", "--port", "0", "--workers", "2", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
         assert process.stderr is not None
-        endpoint = ""
+        assert process.stdout is not None
+        running = json.loads(process.stdout.readline())
+        assert set(running) == {"endpoint_url", "region", "stack_name", "outputs", "log_dir"}
         for line in process.stderr:
-            if line.startswith("embedded AWS listening on "):
-                endpoint = line.split()[-1]
             if line.startswith("received 0 |"):
                 break
         import boto3
 
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        source = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "-source-" in b["Name"])
+        s3 = boto3.client("s3", endpoint_url=running["endpoint_url"], region_name=running["region"])
+        source = running["outputs"]["SourceBucketName"]
         for i in range(3):
             s3.put_object(Bucket=source, Key=f"original/stale-{i}.jpg", Body=imagegen.photo_jpeg(64, 48))
         for line in process.stderr:  # printed while running, with no further change to push it out
