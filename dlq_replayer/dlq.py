@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -498,7 +499,19 @@ def _stops_on_ctrl_c(scanner: Scanner, action: str) -> CtrlCStops:
 def _moving_scanner(args: argparse.Namespace, sqs: Any, queues: Queues, depth: Depth) -> Scanner:
     """The scanner of a replay or a purge: it takes only the messages that were on the DLQ when the run
     started, so a run never takes its own output (a replayed message that failed again) back."""
-    return Scanner(sqs, queues.dlq_url, visibility=args.visibility, sent_before_ms=depth.cutoff_ms)
+    return Scanner(
+        sqs,
+        queues.dlq_url,
+        visibility=args.visibility,
+        sent_before_ms=depth.cutoff_ms,
+        stop=threading.Event(),
+    )
+
+
+def _limiter(args: argparse.Namespace, scanner: Scanner) -> RateLimiter:
+    """``--rate``, waiting on the scanner's stop event: Ctrl-C cuts a wait for the rate short."""
+    stop = scanner.stop
+    return RateLimiter(args.rate, sleep=stop.wait if stop is not None else time.sleep)
 
 
 def _execute(
@@ -546,7 +559,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         max_replays=None if args.force else args.max_replays,
     )
     scanner = _moving_scanner(args, sqs, queues, depth)
-    limiter = RateLimiter(args.rate)
+    limiter = _limiter(args, scanner)
 
     def work(progress: Progress, now: datetime) -> None:
         moves.replay(sqs, scanner, report, limiter=limiter, now=now, progress=progress)
@@ -651,7 +664,7 @@ def _run_purge(args: argparse.Namespace) -> int:
     )
     archive = None if path is None else moves.Archive(path)
     scanner = _moving_scanner(args, sqs, queues, depth)
-    limiter = RateLimiter(args.rate)
+    limiter = _limiter(args, scanner)
 
     def work(progress: Progress, now: datetime) -> None:
         moves.purge(sqs, scanner, report, archive=archive, limiter=limiter, now=now, progress=progress)

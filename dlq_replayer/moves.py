@@ -324,7 +324,8 @@ def replay(
             continue
         for chunk in batches_of(pairs):
             interrupts.check(scanner.stop)  # the rest of the round stays held and is released
-            limiter.acquire(len(chunk))
+            limiter.acquire(len(chunk))  # cut short by Ctrl-C (see dlq._limiter): check again
+            interrupts.check(scanner.stop)
             result = send_batch(sqs, report.destination, [entry for _, entry in chunk])
             for index, reason in result.failed.items():
                 report.refused.add(chunk[index][0], reason, now)
@@ -410,12 +411,13 @@ def purge(
                 report.moved_one(message, now)
             continue
         for start in range(0, len(selected), SQS_BATCH):
-            interrupts.check(scanner.stop)
             chunk = selected[start : start + SQS_BATCH]
+            interrupts.check(scanner.stop)
+            limiter.acquire(len(chunk))  # cut short by Ctrl-C: checked again before anything is written
+            interrupts.check(scanner.stop)
             if archive is not None:
                 archive.write(chunk)  # fsynced: only now may they go
                 report.archived += len(chunk)
-            limiter.acquire(len(chunk))
             for message in _delete(sqs, scanner, report, chunk, now):
                 report.moved_one(message, now)
 

@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -234,3 +235,25 @@ def test_ctrl_c_during_a_receive_leaves_nothing_hidden(
     assert code == 130
     assert doc["interrupted"] is True
     assert stack.counts() == {"ingest": (0, 0), "dlq": (25, 0)}  # released at once, none in flight
+
+
+def test_ctrl_c_cuts_a_wait_for_the_rate_short_and_sends_nothing_more(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(30):
+        stack.dead_letter(f"original/{i}.jpg", NotAnImage("x"))
+    sends: list[int] = []
+
+    def ctrl_c_after_the_first_send(**_: Any) -> None:
+        sends.append(1)
+        if len(sends) == 1:  # the next batch must wait 10 s for --rate 1: Ctrl-C lands in that wait
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    hook_sqs(monkeypatch, "after-call.sqs.SendMessageBatch", ctrl_c_after_the_first_send)
+    started = time.monotonic()
+
+    code, doc = run_json(capsys, "replay", "--rate", "1")
+
+    assert time.monotonic() - started < 5  # not the 10 s the rate would have waited
+    assert (code, doc["interrupted"], doc["moved"], len(sends)) == (130, True, 10, 1)
+    assert stack.counts() == {"ingest": (10, 0), "dlq": (20, 0)}  # the rest visible again at once
