@@ -24,7 +24,16 @@ from imgproc import aws, deploy, embedded, faults, local_stack, poller
 from imgproc import workers as workers_
 
 STATE_DIR = Path(".imgproc")
-COUNTERS = ("received", "rendered", "skipped", "deleted", "dead-lettered", "retried", "function errors")
+COUNTERS = (
+    "received",
+    "rendered",
+    "skipped",
+    "deleted",
+    "ignored",  # test events, keys outside the prefix: without it, received would not add up
+    "dead-lettered",
+    "retried",
+    "function errors",
+)
 COUNTER_INTERVAL = 2.0  # seconds between counter lines when stderr is not a terminal
 
 
@@ -178,12 +187,14 @@ class LinePrinter:
 
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the run like Ctrl-C does: drain, then stop."""
+    """SIGTERM and SIGHUP end the run like Ctrl-C does: drain, then stop. SIGINT is handled here too:
+    a shell script that starts `imgproc up &` hands it SIGINT ignored, and `kill -INT` must still stop it."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
     try:
         yield
     finally:
@@ -429,4 +440,10 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="once running, print the endpoint, region, stack outputs and log folder as one JSON line on "
         "stdout (for scripts) instead of the banner",
+    )
+    parser.epilog = (
+        "Runs until Ctrl-C, SIGTERM or SIGHUP, then lets in-flight batches finish and stops every worker. "
+        "Exit status: 0 stopped that way after it ran; 1 something could not start (a port given with "
+        "--port in use, a deploy that failed) or the workers could not start; 2 bad options; 130 "
+        "interrupted while starting (everything started so far is stopped)."
     )
