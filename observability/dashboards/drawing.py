@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from observability.dashboards.drawing_graphs import draw_graph, panel_title
+from observability.dashboards.drawing_graphs import axes_text, draw_graph, panel_title
 from observability.dashboards.local_board import TITLE, Dashboard
 from observability.dashboards.local_panels import (
     ALARM,
@@ -96,7 +96,7 @@ def _draw_header(axes: Any, board: Dashboard) -> None:
     from matplotlib.transforms import offset_copy  # noqa: PLC0415
 
     axes.set_axis_off()
-    axes.text(0, 1, TITLE, fontsize=24, fontweight="bold", va="top", transform=axes.transAxes)
+    axes_text(axes, 0, 1, TITLE, fontsize=24, fontweight="bold", va="top")
     for i, line in enumerate(board.header):
         warn = line.startswith(QUEUES_UNAVAILABLE)
         axes.text(
@@ -128,7 +128,8 @@ def _draw_table(axes: Any, panel: TablePanel) -> None:
     axes.set_axis_off()
     panel_title(axes, panel.title)
     if not panel.rows:
-        axes.text(
+        axes_text(
+            axes,
             0.5,
             0.5,
             panel.notes[0] if panel.notes else "",
@@ -136,7 +137,6 @@ def _draw_table(axes: Any, panel: TablePanel) -> None:
             va="center",
             fontsize=16,
             color="#2ca02c",
-            transform=axes.transAxes,
         )
         return
     cells = [
@@ -187,32 +187,6 @@ def _draw_alarms(axes: Any, panel: AlarmPanel) -> None:
                 edgecolor="none",
             )
         )
-        axes.text(
-            x + 0.012,
-            0.8,
-            tile.name,
-            fontsize=14,
-            fontweight="bold",
-            color=ink,
-            va="top",
-            transform=axes.transAxes,
-        )
-        axes.text(
-            x + 0.012,
-            0.5,
-            tile.state,
-            fontsize=18,
-            fontweight="bold",
-            color=ink,
-            va="center",
-            transform=axes.transAxes,
-        )
-        axes.text(
-            x + 0.012,
-            0.2,
-            _clip(tile.detail, 44),
-            fontsize=10.5,
-            color=ink,
-            va="center",
-            transform=axes.transAxes,
-        )
+        axes_text(axes, x + 0.012, 0.8, tile.name, fontsize=14, fontweight="bold", color=ink, va="top")
+        axes_text(axes, x + 0.012, 0.5, tile.state, fontsize=18, fontweight="bold", color=ink, va="center")
+        axes_text(axes, x + 0.012, 0.2, _clip(tile.detail, 44), fontsize=10.5, color=ink, va="center")

@@ -19,6 +19,11 @@ _MARKERS = (("o", 10), ("s", 7.5), ("^", 6), ("D", 5), ("v", 5), ("P", 5))  # di
 _PALETTE = ("#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
+def axes_text(axes: Any, x: float, y: float, text: str, **style: Any) -> None:
+    """``text`` at ``(x, y)`` in the panel's own coordinates (0 to 1 across and up), whatever its data."""
+    axes.text(x, y, text, transform=axes.transAxes, **style)
+
+
 def panel_title(axes: Any, title: str) -> None:
     """A panel's title, top left and bold, as CloudWatch writes a widget's."""
     axes.set_title(title, loc="left", fontsize=14.5, fontweight="bold", pad=8)
@@ -69,11 +74,11 @@ def draw_graph(axes: Any, panel: GraphPanel, window: Window) -> None:
         labels.append(f"{label}: not recorded locally")
     axes.legend(handles, labels, loc="upper left", fontsize=10.5, framealpha=0.85)
     for i, note in enumerate(panel.notes):
-        axes.text(
+        axes_text(
+            axes,
             0.99,
             0.97 - i * 0.1,
             note,
-            transform=axes.transAxes,
             ha="right",
             va="top",
             fontsize=10,
@@ -155,7 +160,8 @@ def _draw_stats_or_notes(axes: Any, panel: GraphPanel, *, empty: bool) -> None:
         n = len(panel.stats)
         for i, stat in enumerate(panel.stats):
             x = (i + 0.5) / n
-            axes.text(
+            axes_text(
+                axes,
                 x,
                 0.55,
                 stat.value,
@@ -163,12 +169,12 @@ def _draw_stats_or_notes(axes: Any, panel: GraphPanel, *, empty: bool) -> None:
                 va="center",
                 fontsize=34,
                 fontweight="bold",
-                transform=axes.transAxes,
                 color="#1f4e79",
             )
-            axes.text(x, 0.3, stat.label, ha="center", va="center", fontsize=12, transform=axes.transAxes)
+            axes_text(axes, x, 0.3, stat.label, ha="center", va="center", fontsize=12)
         for i, note in enumerate(panel.notes):
-            axes.text(
+            axes_text(
+                axes,
                 0.5,
                 0.1 - i * 0.08,
                 note,
@@ -177,7 +183,6 @@ def _draw_stats_or_notes(axes: Any, panel: GraphPanel, *, empty: bool) -> None:
                 fontsize=10,
                 color="#666666",
                 style="italic",
-                transform=axes.transAxes,
             )
         return
     texts = (["no data in this window"] if empty else []) + list(panel.notes)
@@ -187,7 +192,8 @@ def _draw_stats_or_notes(axes: Any, panel: GraphPanel, *, empty: bool) -> None:
     for text in texts:
         if text.startswith(QUEUES_UNAVAILABLE):
             reason = text.removeprefix(QUEUES_UNAVAILABLE).strip(" ()")
-            axes.text(
+            axes_text(
+                axes,
                 0.5,
                 y,
                 QUEUES_UNAVAILABLE,
@@ -196,10 +202,10 @@ def _draw_stats_or_notes(axes: Any, panel: GraphPanel, *, empty: bool) -> None:
                 fontsize=20,
                 fontweight="bold",
                 color="#b00000",
-                transform=axes.transAxes,
             )
             if reason:
-                axes.text(
+                axes_text(
+                    axes,
                     0.5,
                     y - 0.17,
                     _wrap(reason, 55),
@@ -207,20 +213,10 @@ def _draw_stats_or_notes(axes: Any, panel: GraphPanel, *, empty: bool) -> None:
                     va="top",
                     fontsize=11,
                     color="#666666",
-                    transform=axes.transAxes,
                 )
             y -= 0.4
         else:
-            axes.text(
-                0.5,
-                y,
-                _wrap(text, 55),
-                ha="center",
-                va="center",
-                fontsize=12.5,
-                color="#555555",
-                transform=axes.transAxes,
-            )
+            axes_text(axes, 0.5, y, _wrap(text, 55), ha="center", va="center", fontsize=12.5, color="#555555")
             y -= 0.2
 
 
