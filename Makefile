@@ -40,8 +40,8 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/imgproc up
 
-dashboard: $(STAMP)  # regenerate the template's dashboard and alarms from observability/dashboard.py
-	$(BIN)/python -m observability.dashboard --write
+dashboard: $(STAMP)  # regenerate the template's dashboard and alarms from observability/dashboards/
+	$(BIN)/python -m observability.dashboards.cloudwatch --write
 
 chaos: $(STAMP)  # the long chaos run (400 uploads, faults, a killed worker) and a long invariant search
 	IMGPROC_CHAOS_UPLOADS=400 $(BIN)/pytest -m chaos -s

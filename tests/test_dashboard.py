@@ -1,4 +1,5 @@
-"""observability.dashboard: the template's generated block, the dashboard body, alarms and runbook.
+"""observability.dashboards (cloudwatch, alarms, layout): the template's generated block, the dashboard
+body, alarms and runbook.
 
 The dashboard and alarms are Python data rendered into infra/cloudformation/imgproc.yaml; these tests
 keep the two in step (drift), check that the dashboard JSON is valid once CloudFormation substitutes
@@ -24,7 +25,8 @@ from cfnlint.decode import decode_str
 from conftest import tiny_zip
 from moto import mock_aws
 
-from observability import dashboard, metrics
+from observability import metrics
+from observability.dashboards import alarms, cloudwatch, layout
 from processor import errors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +38,7 @@ IMGPROC_COMMAND = re.compile(r"`imgproc (status|dlq inspect|dlq replay|dlq purge
 
 @pytest.fixture(scope="module")
 def template_text() -> str:
-    return dashboard.TEMPLATE.read_text(encoding="utf-8")
+    return cloudwatch.TEMPLATE.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def template(template_text: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, dict[str, Any]]:
-    return dashboard.resources()
+    return cloudwatch.resources()
 
 
 def _sub_names(text: str) -> set[str]:
@@ -86,7 +88,7 @@ SUBSTITUTIONS = {
 
 @pytest.fixture(scope="module")
 def body() -> dict[str, Any]:
-    text = _substitute(dashboard.dashboard_body(), SUBSTITUTIONS)
+    text = _substitute(cloudwatch.dashboard_body(), SUBSTITUTIONS)
     parsed = json.loads(text)
     assert isinstance(parsed, dict)
     return parsed
@@ -102,10 +104,11 @@ def _widget_metric_rows(body: dict[str, Any]) -> Iterator[list[Any]]:
 # the generated block
 # ----------------------------------------------------------------------------------------------------
 def test_the_templates_generated_block_is_up_to_date(template_text: str) -> None:
-    assert dashboard.current_block(template_text) == dashboard.render(), (
-        "infra/cloudformation/imgproc.yaml is out of date: run `python -m observability.dashboard --write`"
+    assert cloudwatch.current_block(template_text) == cloudwatch.render(), (
+        "infra/cloudformation/imgproc.yaml is out of date:"
+        " run `python -m observability.dashboards.cloudwatch --write`"
     )
-    assert dashboard.main(["--check"]) == 0
+    assert cloudwatch.main(["--check"]) == 0
 
 
 def test_check_fails_and_write_repairs_only_the_block(tmp_path: Path, template_text: str) -> None:
@@ -113,10 +116,10 @@ def test_check_fails_and_write_repairs_only_the_block(tmp_path: Path, template_t
     stale = template_text.replace("Threshold: 0\n", "Threshold: 1\n", 1)
     assert stale != template_text
     copy.write_text(stale, encoding="utf-8")
-    assert dashboard.main(["--check", "--template", str(copy)]) == 1
-    assert dashboard.main(["--write", "--template", str(copy)]) == 0
+    assert cloudwatch.main(["--check", "--template", str(copy)]) == 1
+    assert cloudwatch.main(["--write", "--template", str(copy)]) == 0
     assert copy.read_text(encoding="utf-8") == template_text
-    assert dashboard.main(["--check", "--template", str(copy)]) == 0
+    assert cloudwatch.main(["--check", "--template", str(copy)]) == 0
 
 
 def test_the_block_parses_back_to_the_generated_resources(
@@ -151,7 +154,7 @@ def test_every_name_the_generated_resources_use_exists(
     walk(generated)
     assert used - known == set()
     # Every variable of the dashboard body is one the substitution below knows.
-    body_variables = set(re.findall(r"\$\{([^!}][^}]*)\}", dashboard.dashboard_body()))
+    body_variables = set(re.findall(r"\$\{([^!}][^}]*)\}", cloudwatch.dashboard_body()))
     assert body_variables <= set(SUBSTITUTIONS)
 
 
@@ -161,7 +164,7 @@ def test_every_name_the_generated_resources_use_exists(
 def test_the_dashboard_is_named_like_the_dashboard_name_output(
     template: dict[str, Any], generated: dict[str, dict[str, Any]]
 ) -> None:
-    resource = generated[dashboard.DASHBOARD]
+    resource = generated[cloudwatch.DASHBOARD]
     assert resource["Type"] == "AWS::CloudWatch::Dashboard"
     assert "Condition" not in resource
     assert resource["Properties"]["DashboardName"] == template["Outputs"]["DashboardName"]["Value"]
@@ -215,7 +218,7 @@ def test_the_alarm_widget_shows_every_alarm(
         if r["Type"] == "AWS::CloudWatch::Alarm"
     }
     assert widget["properties"]["alarms"] == [
-        f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{STACK}-{alarm.name}" for alarm in dashboard.ALARMS
+        f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{STACK}-{alarm.name}" for alarm in alarms.ALARMS
     ]
     assert {arn.rsplit(":", 1)[1] for arn in widget["properties"]["alarms"]} == names
 
@@ -358,7 +361,7 @@ def test_the_error_rate_alarm_is_metric_math_over_all_records(generated: dict[st
 def test_every_alarm_notifies_the_topic_unconditionally(
     template: dict[str, Any], generated: dict[str, dict[str, Any]]
 ) -> None:
-    topic = generated[dashboard.ALARM_TOPIC]
+    topic = generated[alarms.ALARM_TOPIC]
     assert topic["Type"] == "AWS::SNS::Topic"
     assert "Condition" not in topic
     for logical_id, alarm in _alarms(generated).items():
@@ -372,13 +375,13 @@ def test_every_alarm_notifies_the_topic_unconditionally(
     assert all(n.startswith("${AWS::StackName}-") for n in names)
     # Only the e-mail subscription is conditional, on a non-empty AlarmEmail.
     conditional = {k for k, r in generated.items() if "Condition" in r}
-    assert conditional == {dashboard.ALARM_EMAIL_SUBSCRIPTION}
+    assert conditional == {cloudwatch.ALARM_EMAIL_SUBSCRIPTION}
 
 
 def test_the_email_subscription_exists_only_with_an_alarm_email(
     template: dict[str, Any], generated: dict[str, dict[str, Any]]
 ) -> None:
-    subscription = generated[dashboard.ALARM_EMAIL_SUBSCRIPTION]
+    subscription = generated[cloudwatch.ALARM_EMAIL_SUBSCRIPTION]
     assert subscription["Type"] == "AWS::SNS::Subscription"
     assert subscription["Condition"] == "HasAlarmEmail"
     assert subscription["Properties"] == {
@@ -434,15 +437,15 @@ def _normalised(text: str) -> str:
 def test_the_runbook_has_a_section_per_alarm_with_its_queries_and_commands() -> None:
     text = RUNBOOK.read_text(encoding="utf-8")
     anchors = _runbook_anchors()
-    for alarm in dashboard.ALARMS:
+    for alarm in alarms.ALARMS:
         assert alarm.name in anchors, alarm.name
     fenced = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
     blocks = {_normalised(b) for b in fenced}
     for query in (
-        dashboard.LATEST_FAILURES_QUERY,
-        dashboard.FAILING_KEYS_QUERY,
-        dashboard.FAILURES_BY_CLASS_QUERY,
-        dashboard.FUNCTION_ERRORS_QUERY,
+        layout.LATEST_FAILURES_QUERY,
+        layout.FAILING_KEYS_QUERY,
+        layout.FAILURES_BY_CLASS_QUERY,
+        layout.FUNCTION_ERRORS_QUERY,
     ):
         assert _normalised(query) in blocks, f"the runbook lacks the query {query!r}"
     for command in ("imgproc dlq inspect", "imgproc dlq replay", "imgproc backfill", "imgproc status"):
@@ -517,10 +520,10 @@ def test_moto_deploys_the_dashboard_with_this_stacks_names(
 
 def test_the_module_runs_as_a_script(tmp_path: Path, template_text: str) -> None:
     copy = tmp_path / "t.yaml"
-    shutil.copyfile(dashboard.TEMPLATE, copy)
-    assert dashboard.main(["--check", "--template", str(copy)]) == 0
+    shutil.copyfile(cloudwatch.TEMPLATE, copy)
+    assert cloudwatch.main(["--check", "--template", str(copy)]) == 0
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("sys.stdout", out)
-        assert dashboard.main([]) == 0
-    assert out.getvalue() == dashboard.render()
+        assert cloudwatch.main([]) == 0
+    assert out.getvalue() == cloudwatch.render()

@@ -21,8 +21,17 @@ from PIL import Image
 
 from imgproc import cli, local, poller
 from imgproc import dashboard as command
-from observability import dashboard, local_dashboard, metrics
-from observability.local_dashboard import AlarmPanel, GraphPanel, QueueSnapshot, TablePanel, Window
+from observability import metrics
+from observability.dashboards import (
+    drawing_graphs,
+    layout,
+    local_logs,
+    local_metrics,
+    local_panels,
+    local_view,
+)
+from observability.dashboards.local_metrics import Window
+from observability.dashboards.local_panels import AlarmPanel, GraphPanel, QueueSnapshot, TablePanel
 from observability.metrics import BatchMetrics
 
 FN = "imgproc-ProcessorFunction-AbC123"
@@ -192,11 +201,9 @@ def hour() -> Window:
     return Window.ending(NOW_MS, 3600)
 
 
-def read(state_dir: Path) -> local_dashboard.WorkerLogs:
+def read(state_dir: Path) -> local_logs.WorkerLogs:
     window = hour()
-    return local_dashboard.read_worker_logs(
-        state_dir / "logs", since_ms=window.start_ms, until_ms=window.end_ms
-    )
+    return local_logs.read_worker_logs(state_dir / "logs", since_ms=window.start_ms, until_ms=window.end_ms)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -221,20 +228,20 @@ def test_counts_per_minute_as_the_records_widget_shows_them(state_dir: Path) -> 
     docs, window, dims = read(state_dir).documents, hour(), {metrics.FUNCTION_NAME: FN}
 
     def sums(name: str) -> dict[int, float]:
-        return local_dashboard.metric_series(docs, name, "Sum", window, dims)
+        return local_metrics.metric_series(docs, name, "Sum", window, dims)
 
     assert sums(metrics.RECORDS_PROCESSED) == {B1150: 3, B1152: 0}
     assert sums(metrics.RECORDS_SKIPPED) == {B1150: 1, B1152: 1}
     assert sums(metrics.RECORDS_FAILED) == {B1150: 2, B1152: 2}
     assert sums(metrics.RENDITIONS_WRITTEN) == {B1150: 6, B1152: 0}
-    assert local_dashboard.failed_by_class(docs, window, FN) == {
+    assert local_metrics.failed_by_class(docs, window, FN) == {
         "CorruptImage": {B1152: 1},
         "InvalidEvent": {B1152: 1},
         "NotAnImage": {B1150: 2},
     }
     # Every function's documents when the stack (and so its function) is unknown.
     everything = {metrics.FUNCTION_NAME: None}
-    assert local_dashboard.metric_series(docs, metrics.RECORDS_FAILED, "Sum", window, everything) == {
+    assert local_metrics.metric_series(docs, metrics.RECORDS_FAILED, "Sum", window, everything) == {
         B1150: 2,
         B1150 + MINUTE: 1,
         B1152: 2,
@@ -245,7 +252,7 @@ def test_percentiles_bytes_and_error_rate_per_minute(state_dir: Path) -> None:
     docs, window, dims = read(state_dir).documents, hour(), {metrics.FUNCTION_NAME: FN}
 
     def series(name: str, stat: str) -> dict[int, float]:
-        return local_dashboard.metric_series(docs, name, stat, window, dims)
+        return local_metrics.metric_series(docs, name, stat, window, dims)
 
     # 11:50 values: 100, 200, 10, 50 (batch a) and 300, 20 (batch b); nearest rank.
     assert series(metrics.PROCESSING_TIME, "p50") == {B1150: 50, B1152: 40}
@@ -253,7 +260,7 @@ def test_percentiles_bytes_and_error_rate_per_minute(state_dir: Path) -> None:
     assert series(metrics.PROCESSING_TIME, "p99") == {B1150: 300, B1152: 40}
     assert series(metrics.SOURCE_BYTES, "Average") == {B1150: 3000}
     assert series(metrics.OUTPUT_BYTES, "Average") == {B1150: pytest.approx(2000 / 3)}
-    assert local_dashboard.error_rate(docs, window, FN) == {
+    assert local_metrics.error_rate(docs, window, FN) == {
         B1150: pytest.approx(100 * 2 / 6),
         B1152: pytest.approx(100 * 2 / 3),
     }
@@ -261,14 +268,14 @@ def test_percentiles_bytes_and_error_rate_per_minute(state_dir: Path) -> None:
 
 def test_percentile_is_nearest_rank() -> None:
     values = list(range(100, 0, -1))
-    assert [local_dashboard.percentile(values, p) for p in (50, 90, 99, 100)] == [50, 90, 99, 100]
-    assert local_dashboard.statistic([4.0], "p99") == 4.0
-    assert local_dashboard.statistic([], "Sum") is None
-    assert local_dashboard.statistic([1.0], "tm90") is None
+    assert [local_metrics.percentile(values, p) for p in (50, 90, 99, 100)] == [50, 90, 99, 100]
+    assert local_metrics.statistic([4.0], "p99") == 4.0
+    assert local_metrics.statistic([], "Sum") is None
+    assert local_metrics.statistic([1.0], "tm90") is None
 
 
 def test_totals_over_the_window(state_dir: Path) -> None:
-    totals = local_dashboard.totals(read(state_dir), hour(), FN)
+    totals = local_metrics.totals(read(state_dir), hour(), FN)
 
     assert totals.counts == {
         "RecordsProcessed": 3,
@@ -288,7 +295,7 @@ def test_totals_over_the_window(state_dir: Path) -> None:
 def test_latest_failures_one_per_failed_record_with_its_final_outcome(state_dir: Path) -> None:
     logs = read(state_dir).only(FN)
 
-    failures = local_dashboard.latest_failures(logs.failures)
+    failures = local_logs.latest_failures(logs.failures)
 
     assert [(f.key, f.error_class, f.outcome, f.message_id) for f in failures] == [
         (None, "InvalidEvent", "dead-lettered", "m-c2"),
@@ -299,7 +306,7 @@ def test_latest_failures_one_per_failed_record_with_its_final_outcome(state_dir:
     ]
     assert failures[1].timestamp == at(B1152 + 5_001)
     assert failures[1].event == "record.dead_lettered"
-    assert [f.message_id for f in local_dashboard.latest_failures(logs.failures, limit=2)] == ["m-c2", "m-c1"]
+    assert [f.message_id for f in local_logs.latest_failures(logs.failures, limit=2)] == ["m-c2", "m-c1"]
 
 
 def test_parse_emf_takes_every_dimension_set_and_skips_what_is_not_ours() -> None:
@@ -319,27 +326,27 @@ def test_parse_emf_takes_every_dimension_set_and_skips_what_is_not_ours() -> Non
         "A": [1, 2.5],
         "B": 3,
     }
-    found = local_dashboard.parse_emf(doc)
+    found = local_logs.parse_emf(doc)
     assert [(d.dimensions, d.values) for d in found] == [
         ({"FunctionName": "f"}, {"A": (1.0, 2.5)}),
         ({}, {"A": (1.0, 2.5)}),
     ]
-    assert local_dashboard.parse_emf({"_aws": {"Timestamp": "x"}}) == []
-    assert local_dashboard.parse_emf({"event": "batch.done"}) == []
+    assert local_logs.parse_emf({"_aws": {"Timestamp": "x"}}) == []
+    assert local_logs.parse_emf({"event": "batch.done"}) == []
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"), [("1h", 3600), ("90m", 5400), ("1h30m", 5400), ("2d", 172800), ("120s", 120)]
 )
 def test_parse_duration(text: str, seconds: int) -> None:
-    assert local_dashboard.parse_duration(text) == seconds
-    assert local_dashboard.parse_duration(local_dashboard.format_duration(seconds)) == seconds
+    assert local_metrics.parse_duration(text) == seconds
+    assert local_metrics.parse_duration(local_metrics.format_duration(seconds)) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "1", "h", "1 hour", "-1h", "30s"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"duration|shorter"):
-        local_dashboard.parse_duration(text)
+        local_metrics.parse_duration(text)
 
 
 def test_buckets_grow_with_the_window() -> None:
@@ -363,19 +370,19 @@ SNAPSHOT = QueueSnapshot(
 PARAMETERS = {"ErrorRateAlarmPercent": "5", "OldestMessageAlarmSeconds": "900"}
 
 
-def panels(view: local_dashboard.View) -> dict[str, local_dashboard.Panel]:
+def panels(view: local_panels.View) -> dict[str, local_panels.Panel]:
     return {panel.title: panel for row in view.rows for panel in row}
 
 
 def test_the_view_has_every_widget_of_the_cloudwatch_dashboard_in_its_place(state_dir: Path) -> None:
-    view = local_dashboard.build_view(read(state_dir), hour(), function_name=FN, queues=SNAPSHOT)
+    view = local_view.build_view(read(state_dir), hour(), function_name=FN, queues=SNAPSHOT)
 
-    assert [[p.title for p in row] for row in view.rows] == [[w.title for w in row] for row in dashboard.ROWS]
-    assert [[p.width for p in row] for row in view.rows] == [[w.width for w in row] for row in dashboard.ROWS]
+    assert [[p.title for p in row] for row in view.rows] == [[w.title for w in row] for row in layout.ROWS]
+    assert [[p.width for p in row] for row in view.rows] == [[w.width for w in row] for row in layout.ROWS]
 
 
 def test_the_graph_panels_carry_the_widgets_series(state_dir: Path) -> None:
-    view = local_dashboard.build_view(
+    view = local_view.build_view(
         read(state_dir), hour(), function_name=FN, queues=SNAPSHOT, parameters=PARAMETERS
     )
     by_title = panels(view)
@@ -414,7 +421,7 @@ def test_the_graph_panels_carry_the_widgets_series(state_dir: Path) -> None:
 
 
 def test_queue_panels_show_the_queues_now_or_say_they_are_unavailable(state_dir: Path) -> None:
-    view = local_dashboard.build_view(read(state_dir), hour(), function_name=FN, queues=SNAPSHOT)
+    view = local_view.build_view(read(state_dir), hour(), function_name=FN, queues=SNAPSHOT)
     ingest = panels(view)["Ingest queue: waiting and in flight"]
     dlq = panels(view)["Dead-letter queue depth"]
     assert isinstance(ingest, GraphPanel)
@@ -425,7 +432,7 @@ def test_queue_panels_show_the_queues_now_or_say_they_are_unavailable(state_dir:
     ]
     assert [s.value for s in dlq.stats][-1] == "75 s"  # oldest message, from the DLQ peek
 
-    offline = local_dashboard.build_view(
+    offline = local_view.build_view(
         read(state_dir), hour(), function_name=None, queues=None, queues_unavailable="queues: unavailable (x)"
     )
     for title in ("Ingest queue: waiting and in flight", "Dead-letter queue depth"):
@@ -436,7 +443,7 @@ def test_queue_panels_show_the_queues_now_or_say_they_are_unavailable(state_dir:
 
 
 def test_alarm_states_where_the_local_data_allow(state_dir: Path) -> None:
-    view = local_dashboard.build_view(
+    view = local_view.build_view(
         read(state_dir), hour(), function_name=FN, queues=SNAPSHOT, parameters=PARAMETERS
     )
     (alarm_panel,) = view.rows[0]
@@ -454,15 +461,15 @@ def test_alarm_states_where_the_local_data_allow(state_dir: Path) -> None:
     logs = read(state_dir)
     late = BatchMetrics()
     late.add_record("retry", error_class="Throttled", processing_ms=1)
-    logs = local_dashboard.read_lines(emf(late, NOW_MS - 3 * MINUTE), logs)
-    view = local_dashboard.build_view(logs, hour(), function_name=FN, queues=None, parameters=PARAMETERS)
+    logs = local_logs.read_lines(emf(late, NOW_MS - 3 * MINUTE), logs)
+    view = local_view.build_view(logs, hour(), function_name=FN, queues=None, parameters=PARAMETERS)
     tiles = {tile.name: tile for tile in view.rows[0][0].alarms}  # type: ignore[union-attr]
     assert tiles["error-rate"].state == "ALARM"
     assert tiles["dlq-not-empty"].state == "NO DATA"
 
 
 def test_failures_table(state_dir: Path) -> None:
-    view = local_dashboard.build_view(read(state_dir), hour(), function_name=FN, queues=None)
+    view = local_view.build_view(read(state_dir), hour(), function_name=FN, queues=None)
     table = view.rows[3][0]
     assert isinstance(table, TablePanel)
     assert table.columns[:4] == ["time (UTC)", "key", "error class", "outcome"]
@@ -630,9 +637,7 @@ def test_dashboard_writes_an_image_after_a_local_run(
     assert doc["queues"]["dlq_visible"] >= 1
     # The numbers drawn, through the pure reader.
     window = Window.ending(int(time.time() * 1000), 3600)
-    totals = local_dashboard.totals(
-        local_dashboard.read_worker_logs(state / "logs"), window, doc["function_name"]
-    )
+    totals = local_metrics.totals(local_logs.read_worker_logs(state / "logs"), window, doc["function_name"])
     assert totals.counts[metrics.RECORDS_PROCESSED] == 2
     assert totals.outcomes["rendered"] == 2
     assert totals.failed_by_class == {"NotAnImage": 1}
@@ -668,10 +673,10 @@ def test_dashboard_html_after_a_local_run(local_run: tuple[local.LocalRuntime, P
 def test_a_line_breaks_where_a_bucket_has_no_data() -> None:
     minute = 60_000
     points = {0: 1.0, minute: 2.0, 5 * minute: 4.0, 6 * minute: 3.0, 9 * minute: 1.0}
-    starts, values = command.broken_at_gaps(points, minute)
+    starts, values = drawing_graphs.broken_at_gaps(points, minute)
     assert starts == [0, minute, 2 * minute, 5 * minute, 6 * minute, 7 * minute, 9 * minute]
     assert [v if v == v else None for v in values] == [1.0, 2.0, None, 4.0, 3.0, None, 1.0]  # NaN: a gap
-    assert command.broken_at_gaps({0: 1.0, minute: 1.0}, minute) == ([0, minute], [1.0, 1.0])
+    assert drawing_graphs.broken_at_gaps({0: 1.0, minute: 1.0}, minute) == ([0, minute], [1.0, 1.0])
 
 
 def test_the_drawn_line_has_the_gap_too() -> None:
@@ -679,9 +684,9 @@ def test_the_drawn_line_has_the_gap_too() -> None:
 
     minute = 60_000
     window = Window(0, 10 * minute, minute)
-    panel = GraphPanel("t", 8, 6, lines=[local_dashboard.Line("records", {0: 1.0, 5 * minute: 2.0})])
+    panel = GraphPanel("t", 8, 6, lines=[local_panels.Line("records", {0: 1.0, 5 * minute: 2.0})])
     axes = Figure().add_subplot()
-    command._draw_graph(axes, panel, window)
+    drawing_graphs.draw_graph(axes, panel, window)
     (line,) = axes.get_lines()[:1]
     ys = list(line.get_ydata())
     assert len(ys) == 3
