@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from observability import logs
+from observability.outcomes import Outcome
 from processor import catalog, imaging, markers, notify, storage
 from processor.config import Config
 from processor.errors import CatalogFailed, NotificationFailed, ProcessingError, SideEffectFailed
@@ -68,7 +69,7 @@ class Chosen:
 
 @dataclass(frozen=True)
 class Followups:
-    """The catalog and the notifications of one batch; built by :meth:`create` (None when both are off)."""
+    """The catalog and the notifications of one batch; built by :meth:`create`."""
 
     config: Config
     s3: Any
@@ -76,10 +77,11 @@ class Followups:
     sns: Any | None
 
     @classmethod
-    def create(cls, config: Config, *, s3: Any, dynamodb: Any = None, sns: Any = None) -> Followups | None:
-        """None when neither the catalog nor the notifications are configured."""
+    def create(cls, config: Config, *, s3: Any, dynamodb: Any = None, sns: Any = None) -> Followups:
+        """:class:`NoFollowups` (every step a no-op) when neither the catalog nor the notifications
+        are configured."""
         if not config.catalog_table and not config.notify_topic_arn:
-            return None
+            return NoFollowups(config, s3, None, None)
         if config.catalog_table and dynamodb is None:
             raise ValueError("CATALOG_TABLE is set: a DynamoDB client is required")
         if config.notify_topic_arn and sns is None:
@@ -173,24 +175,32 @@ class Followups:
             with stage("catalog"), _failing_as(CatalogFailed, "update"):
                 catalog.set_notified(self.dynamodb, self._table, ref.key, source.etag, token)
 
-    def after_removal(self, ref: ObjectRef, *, checked_at: int, renditions_kept: bool) -> None:
+    def after_removal(
+        self,
+        ref: ObjectRef,
+        *,
+        checked_at: int,
+        renditions_kept: bool,
+        stage: imaging.Stage = imaging.no_stage,
+    ) -> None:
         """The source is gone: delete its catalog item, or mark it deleted when its renditions stay."""
-        if not self.catalog_on:
-            return
-        with _failing_as(CatalogFailed, "remove"):
-            removed = catalog.remove(
-                self.dynamodb,
-                self._table,
-                ref.key,
-                checked_at=checked_at,
-                keep=renditions_kept,
-                processed_at=markers.utc_timestamp(),
+        with stage("catalog"):
+            if not self.catalog_on:
+                return
+            with _failing_as(CatalogFailed, "remove"):
+                removed = catalog.remove(
+                    self.dynamodb,
+                    self._table,
+                    ref.key,
+                    checked_at=checked_at,
+                    keep=renditions_kept,
+                    processed_at=markers.utc_timestamp(),
+                )
+            self._log().info(
+                "catalog.marked_deleted" if renditions_kept else "catalog.deleted",
+                key=ref.key,
+                removed=removed,
             )
-        self._log().info(
-            "catalog.marked_deleted" if renditions_kept else "catalog.deleted",
-            key=ref.key,
-            removed=removed,
-        )
 
     def after_dead_letter(
         self, ref: ObjectRef, source: storage.SourceHead | None, error: ProcessingError
@@ -208,7 +218,7 @@ class Followups:
             )
             with _failing_as(NotificationFailed, "publish"):
                 message_id = notify.publish(self.sns, self._topic, message)
-            self._log().info("notification.published", outcome=notify.DEAD_LETTERED, message_id=message_id)
+            self._log().info("notification.published", outcome=Outcome.DEAD_LETTERED, message_id=message_id)
         if self.catalog_on and source is not None:
             item = catalog.dead_letter_item(
                 bucket=ref.bucket,
@@ -316,7 +326,7 @@ class Followups:
             processed_at=markers.utc_timestamp(),
         )
         message_id = notify.publish(self.sns, self._topic, message)
-        self._log().info("notification.published", outcome=notify.RENDERED, message_id=message_id)
+        self._log().info("notification.published", outcome=Outcome.RENDERED, message_id=message_id)
 
     def _put(self, ref: ObjectRef, source: storage.SourceHead, item: dict[str, Any]) -> None:
         """Conditional put; a newer record wins quietly; a same-second tie goes to the current version."""
@@ -338,6 +348,47 @@ class Followups:
                 existing_etag=existing.get("source_etag"),
                 existing_last_modified=existing.get("source_last_modified"),
             )
+
+
+class NoFollowups(Followups):
+    """Neither the catalog nor the notifications: nothing follows a reconcile, not even a timing."""
+
+    def after_render(
+        self,
+        ref: ObjectRef,
+        source: storage.SourceHead,
+        info: imaging.SourceInfo,
+        chosen: Sequence[Chosen],
+        *,
+        stage: imaging.Stage = imaging.no_stage,
+    ) -> None:
+        return None
+
+    def after_skip(
+        self,
+        ref: ObjectRef,
+        source: storage.SourceHead,
+        chosen: Sequence[Chosen],
+        *,
+        redelivered: bool,
+        stage: imaging.Stage = imaging.no_stage,
+    ) -> None:
+        return None
+
+    def after_removal(
+        self,
+        ref: ObjectRef,
+        *,
+        checked_at: int,
+        renditions_kept: bool,
+        stage: imaging.Stage = imaging.no_stage,
+    ) -> None:
+        return None
+
+    def after_dead_letter(
+        self, ref: ObjectRef, source: storage.SourceHead | None, error: ProcessingError
+    ) -> None:
+        return None
 
 
 def _recipe(chosen: Sequence[Chosen]) -> str:
