@@ -48,23 +48,11 @@ from typing import Any
 
 from observability import logs
 from observability.outcomes import Outcome
-from processor import catalog, imaging, markers, notify, storage
+from processor import catalog, describe, imaging, markers, notify, storage
 from processor.config import Config
+from processor.describe import Chosen
 from processor.errors import CatalogFailed, NotificationFailed, ProcessingError, SideEffectFailed
 from processor.events import ObjectRef
-from processor.renditions import Candidate
-
-# Bytes read from the start of a source to identify it when the catalog is repaired on a skip; more
-# is read only when its header does not fit (JPEGs with large EXIF/ICC/XMP segments).
-_HEADER_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Chosen:
-    """One configured rendition of a source, as it now is: rendered just now, or already current."""
-
-    candidate: Candidate  # the key and recipe digest in force
-    output: imaging.Rendered | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +98,7 @@ class Followups:
     ) -> None:
         """Announce and record a source whose renditions were (partly) rendered just now."""
         with stage("describe"):
-            entries = self._entries(chosen)
+            entries = describe.rendition_entries(self.s3, self.config.dest_bucket, chosen)
         recipe = _recipe(chosen)
         failure: SideEffectFailed | None = None
         published = False
@@ -158,7 +146,7 @@ class Followups:
             entries = [catalog.RenditionEntry(**entry) for entry in item["renditions"]]
         else:
             with stage("describe"):
-                entries = self._entries(chosen)
+                entries = describe.rendition_entries(self.s3, self.config.dest_bucket, chosen)
         published = False
         if need_publish:
             with stage("notify"), _failing_as(NotificationFailed, "publish"):
@@ -166,7 +154,7 @@ class Followups:
             published = True
         if need_item:
             with stage("describe"):
-                info = self._probe_source(ref, source)
+                info = describe.probe_source(self.s3, ref, source, self.config.max_source_bytes)
             with stage("catalog"), _failing_as(CatalogFailed, "put"):
                 self._put_rendered(
                     ref, source, info=info, entries=entries, recipe=recipe, published=published
@@ -248,46 +236,6 @@ class Followups:
     @staticmethod
     def _log() -> Any:
         return logs.get_logger("processor")
-
-    def _entries(self, chosen: Sequence[Chosen]) -> list[catalog.RenditionEntry]:
-        """Each rendition's key, size and bytes: from the output just rendered, or read back from S3."""
-        entries = []
-        for item in chosen:
-            key = item.candidate.key
-            fmt = item.candidate.spec.format
-            if item.output is not None:
-                out = item.output
-                entries.append(
-                    catalog.RenditionEntry(key, out.width, out.height, len(out.data), out.format.value)
-                )
-                continue
-            data = storage.get_rendition(self.s3, self.config.dest_bucket, key)
-            if data is None:  # deleted since its HEAD: the retry re-renders it
-                raise SideEffectFailed(f"rendition s3://{self.config.dest_bucket}/{key} vanished")
-            try:
-                info = imaging.probe(data)
-            except ProcessingError as exc:  # never a reason to dead-letter the source
-                raise SideEffectFailed(f"rendition s3://{self.config.dest_bucket}/{key}: {exc}") from None
-            entries.append(
-                catalog.RenditionEntry(
-                    key, info.width, info.height, len(data), fmt.value if fmt else info.format
-                )
-            )
-        return entries
-
-    def _probe_source(self, ref: ObjectRef, source: storage.SourceHead) -> imaging.SourceInfo:
-        """The source's format and size from its header (pinned to the ETag seen), no pixel decoded."""
-        data = storage.get_source_start(self.s3, ref.bucket, ref.key, source.etag, _HEADER_BYTES)
-        try:
-            return imaging.probe(data)
-        except ProcessingError as exc:
-            if len(data) >= source.size:
-                raise CatalogFailed(f"cannot identify the source for the catalog: {exc}") from None
-        data = storage.get_source(self.s3, ref.bucket, ref.key, source.etag, self.config.max_source_bytes)
-        try:
-            return imaging.probe(data)
-        except ProcessingError as exc:
-            raise CatalogFailed(f"cannot identify the source for the catalog: {exc}") from None
 
     def _put_rendered(
         self,

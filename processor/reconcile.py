@@ -29,9 +29,9 @@ from observability import tracing
 from observability.outcomes import Outcome
 from processor import imaging, markers, storage
 from processor.deps import Deps
+from processor.describe import Chosen
 from processor.errors import ImageTooLarge, PermanentError, SourceChanged
 from processor.events import ObjectRef
-from processor.followups import Chosen
 from processor.renditions import Candidate, Plan, ignore_reason, plan_renditions
 
 
