@@ -298,45 +298,14 @@ class Followups:
             )
 
 
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
 class NoFollowups(Followups):
     """Neither the catalog nor the notifications: nothing follows a reconcile, not even a timing."""
 
-    def after_render(
-        self,
-        ref: ObjectRef,
-        source: storage.SourceHead,
-        info: imaging.SourceInfo,
-        chosen: Sequence[Chosen],
-        *,
-        stage: imaging.Stage = imaging.no_stage,
-    ) -> None:
-        return None
-
-    def after_skip(
-        self,
-        ref: ObjectRef,
-        source: storage.SourceHead,
-        chosen: Sequence[Chosen],
-        *,
-        redelivered: bool,
-        stage: imaging.Stage = imaging.no_stage,
-    ) -> None:
-        return None
-
-    def after_removal(
-        self,
-        ref: ObjectRef,
-        *,
-        checked_at: int,
-        renditions_kept: bool,
-        stage: imaging.Stage = imaging.no_stage,
-    ) -> None:
-        return None
-
-    def after_dead_letter(
-        self, ref: ObjectRef, source: storage.SourceHead | None, error: ProcessingError
-    ) -> None:
-        return None
+    after_render = after_skip = after_removal = after_dead_letter = staticmethod(_nothing)
 
 
 def _recipe(chosen: Sequence[Chosen]) -> str:
