@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgproc.lambda_context import LocalContext
 from processor.config import variable_names
+
+if TYPE_CHECKING:
+    from processor.batch import BatchResult
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ def invoke(function: FunctionConfig, event: Mapping[str, Any], *, fresh: bool = 
 
     ``fresh`` drops the handler's cached configuration and clients first (a cold start).
     """
+    return invoke_batch(function, event, fresh=fresh).response()
+
+
+def invoke_batch(function: FunctionConfig, event: Mapping[str, Any], *, fresh: bool = False) -> BatchResult:
+    """:func:`invoke`, returning the handler's whole result (each record's outcome), not its response."""
     from processor import handler  # noqa: PLC0415 - imported after apply_environment, like Lambda does
 
     if fresh:
@@ -68,4 +76,4 @@ def invoke(function: FunctionConfig, event: Mapping[str, Any], *, fresh: bool = 
         memory_limit_in_mb=function.memory_mb,
         invoked_function_arn=function.arn,
     )
-    return handler.lambda_handler(dict(event), context)
+    return handler.handle_batch(dict(event), context)

@@ -21,18 +21,14 @@ import traceback
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from imgproc import poller
 from imgproc.function import FunctionConfig
+from observability.outcomes import Outcome
 
-_RECORD_EVENTS = {  # handler log event -> counter
-    "record.rendered": "rendered",
-    "record.skipped": "skipped",
-    "record.deleted": "deleted",
-    "record.ignored": "ignored",
-    "record.dead_lettered": "dead-lettered",
-}
+if TYPE_CHECKING:
+    from processor.batch import BatchResult
 
 
 def encode_spec(index: int, mapping: poller.Mapping, options: poller.WorkerOptions) -> str:
@@ -54,39 +50,14 @@ def decode_spec(text: str) -> tuple[int, poller.Mapping, poller.WorkerOptions]:
     return int(spec["index"]), poller.Mapping(**mapping), poller.WorkerOptions(**options)
 
 
-class LogTap:
-    """Stands in for stdout in a worker: keeps the handler's log lines in a file and counts outcomes."""
-
-    def __init__(self, sink: TextIO) -> None:
-        self._sink = sink
-        self._pending = ""
-        self.outcomes: dict[str, int] = {}
-
-    def write(self, text: str) -> int:
-        self._sink.write(text)
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._count(line)
-        return len(text)
-
-    def flush(self) -> None:
-        self._sink.flush()
-
-    def take(self) -> dict[str, int]:
-        outcomes, self.outcomes = self.outcomes, {}
-        return outcomes
-
-    def _count(self, line: str) -> None:
-        if not line.startswith("{"):
-            return
-        try:
-            event = json.loads(line).get("event")
-        except ValueError:
-            return
-        name = _RECORD_EVENTS.get(event)
-        if name:
-            self.outcomes[name] = self.outcomes.get(name, 0) + 1
+def outcome_counts(result: BatchResult) -> dict[str, int]:
+    """The batch's records by outcome, as ``imgproc up`` counts them: settled ones only (a retry is
+    counted per message, as ``retried``, from the batch's failures)."""
+    counts: dict[str, int] = {}
+    for record in result.records():
+        if record.outcome is not Outcome.RETRY:
+            counts[record.outcome.value] = counts.get(record.outcome.value, 0) + 1
+    return counts
 
 
 def function_error_line(error: str, stack: list[str]) -> str:
@@ -127,10 +98,11 @@ def main(argv: list[str]) -> int:
             report("error", error=f"{type(exc).__name__}: {exc}")
             return 1
         with sink:
-            tap = LogTap(sink)
-            sys.stdout = tap  # type: ignore[assignment] - the handler's JSON logs and metrics go here
+            sys.stdout = sink  # the handler's JSON logs and metrics go here
             try:
-                return _serve(mapping, options, tap, report, lambda: stop.requested or os.getppid() != parent)
+                return _serve(
+                    mapping, options, sink, report, lambda: stop.requested or os.getppid() != parent
+                )
             except Exception as exc:  # after start-up: the supervisor replaces it
                 sink.write(
                     function_error_line(f"{type(exc).__name__}: {exc}", traceback.format_exc().splitlines())
@@ -142,7 +114,7 @@ def main(argv: list[str]) -> int:
 
 
 def _serve(
-    mapping: poller.Mapping, options: poller.WorkerOptions, tap: LogTap, report: Any, stopping: Any
+    mapping: poller.Mapping, options: poller.WorkerOptions, sink: TextIO, report: Any, stopping: Any
 ) -> int:
     import boto3  # noqa: PLC0415 - after the signal set-up: importing takes a while
 
@@ -156,19 +128,22 @@ def _serve(
         faults.parse(pending_faults)  # a bad spec is a start-up error, not a function error
     report("ready")
     stack: list[str] = []
+    outcomes: dict[str, int] = {}
 
     def invoke(event: dict[str, Any]) -> Any:
         # Faults attach to the handler's own clients, made at its cold start: a configuration the
         # function cannot start with fails here, as an invocation (a function error), not the worker.
-        nonlocal pending_faults, stack
+        nonlocal pending_faults, stack, outcomes
         try:
             if pending_faults:
                 faults.install(pending_faults)
                 pending_faults = None
-            return function.invoke(mapping.function, event)
+            result = function.invoke_batch(mapping.function, event)
         except Exception:
             stack = traceback.format_exc().splitlines()
             raise
+        outcomes = outcome_counts(result)
+        return result.response()
 
     while not stopping():
         messages = poller.receive_batch(sqs, mapping, options.wait_seconds)
@@ -177,17 +152,17 @@ def _serve(
         if stopping():  # told to stop during the long poll (a redeploy): not with the old configuration
             _release(sqs, mapping, messages)
             break
-        stack = []
+        stack, outcomes = [], {}
         result = poller.run_batch(sqs, mapping, messages, invoke, retry_after=options.retry_after)
         if result.batch_error:
-            tap.write(function_error_line(result.batch_error, stack))
+            sink.write(function_error_line(result.batch_error, stack))
         report(
             "batch",
             received=result.received,
             deleted=result.deleted,
             failed=result.failed,
             batch_error=result.batch_error,
-            outcomes=tap.take(),
+            outcomes=outcomes,
         )
     return 0
 

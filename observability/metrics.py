@@ -55,6 +55,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from observability import outcomes
+from observability.outcomes import Outcome
+
 NAMESPACE = "ImageProcessor"
 FUNCTION_NAME = "FunctionName"
 ERROR_CLASS = "ErrorClass"
@@ -92,14 +95,11 @@ EMITTED: frozenset[tuple[str, tuple[str, ...]]] = frozenset(
 # EMF limits.
 MAX_VALUES_PER_METRIC = 100
 
-# Outcomes: the values of the `outcome` field of the handler's log lines.
-RENDERED, DELETED = "rendered", "deleted"
-SKIPPED, IGNORED = "skipped", "ignored"
-RETRY, DEAD_LETTERED = "retry", "dead-lettered"
-PROCESSED_OUTCOMES = frozenset({RENDERED, DELETED})
-SKIPPED_OUTCOMES = frozenset({SKIPPED, IGNORED})
-FAILED_OUTCOMES = frozenset({RETRY, DEAD_LETTERED})
-OUTCOMES = PROCESSED_OUTCOMES | SKIPPED_OUTCOMES | FAILED_OUTCOMES
+# Outcomes (the values of the `outcome` field of the handler's log lines) by the count they add to.
+PROCESSED_OUTCOMES = outcomes.PROCESSED
+SKIPPED_OUTCOMES = outcomes.NOT_NEEDED
+FAILED_OUTCOMES = outcomes.FAILED
+OUTCOMES: frozenset[Outcome] = frozenset(Outcome)
 
 
 @dataclass
@@ -127,7 +127,7 @@ class BatchMetrics:
 
     def add_record(
         self,
-        outcome: str,
+        outcome: Outcome | str,
         *,
         error_class: str | None = None,
         processing_ms: float | None = None,
@@ -143,10 +143,10 @@ class BatchMetrics:
         the byte sizes and ``renditions`` matter for ``rendered`` records only.
         """
         if outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}; expected one of {sorted(OUTCOMES)}")
+            raise ValueError(f"unknown outcome {outcome!r}; expected one of {sorted(map(str, OUTCOMES))}")
         failed = outcome in FAILED_OUTCOMES
         if failed and not error_class:
-            raise ValueError(f"outcome {outcome!r} needs an error_class")
+            raise ValueError(f"outcome {str(outcome)!r} needs an error_class")
         with self._lock:
             tally = self._tally
             tally.records += 1
@@ -157,9 +157,9 @@ class BatchMetrics:
                 tally.failed_by_class[str(error_class)] += 1
             else:
                 tally.counts[RECORDS_SKIPPED] += 1
-            if outcome != IGNORED and processing_ms is not None and math.isfinite(processing_ms):
+            if outcome != Outcome.IGNORED and processing_ms is not None and math.isfinite(processing_ms):
                 tally.values[PROCESSING_TIME].append(round(max(0.0, float(processing_ms)), 3))
-            if outcome == RENDERED:
+            if outcome == Outcome.RENDERED:
                 tally.counts[RENDITIONS_WRITTEN] += max(0, int(renditions))
                 tally.values[SOURCE_BYTES].append(max(0, int(source_bytes)))
                 tally.values[OUTPUT_BYTES].append(max(0, int(output_bytes)))

@@ -17,32 +17,45 @@ message is ``failed`` instead (retried), so that it is never dead-lettered twice
 from __future__ import annotations
 
 import contextvars
+import enum
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 
-from observability import tracing
+from observability import outcomes, tracing
+from observability.outcomes import Outcome
 from processor import dead_letter
 from processor.config import Config
+from processor.deps import Deps
 from processor.errors import DeadlineExceeded, ProcessingError, UnexpectedError, classify
 from processor.events import ObjectRef, SqsMessage, parse_body
 from processor.followups import Followups
-from processor.reconcile import Outcome, Result, reconcile
+from processor.reconcile import ReconcileFailed, reconcile
+from processor.storage import SourceHead
 
-OK, DEAD_LETTERED, FAILED = "ok", "dead-lettered", "failed"
-RETRY = "retry"  # a record outcome: failed transiently, SQS delivers it again
+# The trace annotation of a record whose reconcile failed: its outcome (retry or dead-lettered) is
+# decided per message, after the subsegment is closed.
+_FAILED_ANNOTATION = "failed"
 
 
-@dataclass
+class MessageStatus(enum.StrEnum):
+    """How a message ends (module doc)."""
+
+    OK = "ok"
+    DEAD_LETTERED = Outcome.DEAD_LETTERED.value
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
 class RecordReport:
     """What happened to one S3 record: the unit of logs and metrics."""
 
-    outcome: str  # rendered, skipped, deleted, ignored, retry or dead-lettered
+    outcome: Outcome
     error_class: str | None = None
     duration_ms: float | None = None  # None: never started
     source_bytes: int = 0
@@ -53,7 +66,7 @@ class RecordReport:
 @dataclass
 class MessageOutcome:
     message_id: str
-    status: str  # OK, DEAD_LETTERED or FAILED
+    status: MessageStatus
     records: list[RecordReport] = field(default_factory=list)
 
 
@@ -65,13 +78,22 @@ class BatchResult:
         """Lambda's partial batch response (needs ``ReportBatchItemFailures`` on the mapping)."""
         return {
             "batchItemFailures": [
-                {"itemIdentifier": o.message_id} for o in self.outcomes if o.status == FAILED
+                {"itemIdentifier": o.message_id} for o in self.outcomes if o.status is MessageStatus.FAILED
             ]
         }
 
     def records(self) -> Iterator[RecordReport]:
         for outcome in self.outcomes:
             yield from outcome.records
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A record that failed permanently: what dead-lettering its message needs."""
+
+    ref: ObjectRef
+    source: SourceHead | None  # the source's HEAD, when it was reached
+    error: ProcessingError
 
 
 def process_batch(
@@ -89,7 +111,13 @@ def process_batch(
 
     ``dynamodb`` and ``sns`` are needed only when ``config`` enables the catalog or the notifications.
     """
-    followups = Followups.create(config, s3=s3, dynamodb=dynamodb, sns=sns)
+    deps = Deps(
+        config=config,
+        s3=s3,
+        sqs=sqs,
+        followups=Followups.create(config, s3=s3, dynamodb=dynamodb, sns=sns),
+        log=log,
+    )
 
     def work(message: SqsMessage) -> MessageOutcome:
         structlog.contextvars.bind_contextvars(
@@ -97,9 +125,10 @@ def process_batch(
         )
         if remaining_ms() < config.deadline_margin_ms:
             error = DeadlineExceeded(f"under {config.deadline_margin_ms} ms left; not started")
-            log.warning("record.deferred", outcome=RETRY, error_class=error.error_class)
-            return MessageOutcome(message.message_id, FAILED, [RecordReport(RETRY, error.error_class)])
-        return _process_message(message, config, s3, sqs, log, followups=followups)
+            log.warning("record.deferred", outcome=Outcome.RETRY, error_class=error.error_class)
+            report = RecordReport(Outcome.RETRY, error.error_class)
+            return MessageOutcome(message.message_id, MessageStatus.FAILED, [report])
+        return _process_message(message, deps)
 
     if not messages:
         return BatchResult([])
@@ -111,71 +140,44 @@ def process_batch(
         return BatchResult([future.result() for future in futures])
 
 
-def _process_message(
-    message: SqsMessage, config: Config, s3: Any, sqs: Any, log: Any, *, followups: Followups | None = None
-) -> MessageOutcome:
+def _process_message(message: SqsMessage, deps: Deps) -> MessageOutcome:
     try:
         notification = parse_body(message.body)
     except ProcessingError as error:
-        report = RecordReport(DEAD_LETTERED, error.error_class)
-        return _dead_letter(message, error, config=config, sqs=sqs, log=log, records=[report])
+        report = RecordReport(Outcome.DEAD_LETTERED, error.error_class)
+        return _dead_letter(message, error, deps, records=[report])
     if notification.test_event:
-        log.info("record.ignored", outcome="ignored", reason="s3-test-event")
-        return MessageOutcome(message.message_id, OK, [RecordReport("ignored")])
+        deps.log.info("record.ignored", outcome=Outcome.IGNORED, reason="s3-test-event")
+        return MessageOutcome(message.message_id, MessageStatus.OK, [RecordReport(Outcome.IGNORED)])
 
     reports: list[RecordReport] = []
     transient = False
-    permanent: list[tuple[ObjectRef, Result, ProcessingError]] = []
+    permanent: list[_Failure] = []
     for ref in notification.refs:
-        result = Result(Outcome.SKIPPED)
-        report, error = _process_record(
-            ref,
-            config,
-            s3,
-            log,
-            message_id=message.message_id,
-            followups=followups,
-            redelivered=_redelivered(message),
-            result=result,
+        report, failure = _process_record(
+            ref, deps, message_id=message.message_id, redelivered=_redelivered(message)
         )
         reports.append(report)
-        if error is not None and error.transient:
+        if failure is not None and failure.error.transient:
             transient = True
-        elif error is not None:
-            permanent.append((ref, result, error))
+        elif failure is not None:
+            permanent.append(failure)
     # A transient failure wins: the retry may well clear it, and the permanent one is re-found then.
     if transient:
-        _settle_failed(reports, RETRY)
-        return MessageOutcome(message.message_id, FAILED, reports)
+        return MessageOutcome(message.message_id, MessageStatus.FAILED, _settled(reports, Outcome.RETRY))
     if permanent:
-        return _dead_letter(
-            message,
-            permanent[0][2],
-            config=config,
-            sqs=sqs,
-            log=log,
-            records=reports,
-            followups=followups,
-            failed_sources=permanent,
-        )
-    return MessageOutcome(message.message_id, OK, reports)
+        return _dead_letter(message, permanent[0].error, deps, records=reports, failures=permanent)
+    return MessageOutcome(message.message_id, MessageStatus.OK, reports)
 
 
 def _process_record(
-    ref: ObjectRef,
-    config: Config,
-    s3: Any,
-    log: Any,
-    *,
-    message_id: str,
-    result: Result,
-    followups: Followups | None = None,
-    redelivered: bool = False,
-) -> tuple[RecordReport, ProcessingError | None]:
+    ref: ObjectRef, deps: Deps, *, message_id: str, redelivered: bool = False
+) -> tuple[RecordReport, _Failure | None]:
     """Reconcile one record, logging and tracing it; failures are returned classified, never raised.
 
-    ``result`` is filled in as the work goes: the caller reads the source's HEAD from it even when
-    the record failed."""
+    A failed record's report carries the outcome its error alone would give it (``retry`` or
+    ``dead-lettered``); the message's fate settles it (:func:`_settled`)."""
+    log = deps.log
     started = time.perf_counter()
     with (
         structlog.contextvars.bound_contextvars(**_record_context(ref)),
@@ -183,15 +185,18 @@ def _process_record(
         tracing.subsegment("record", **tracing.record_annotations(message_id, ref.key)) as segment,
     ):
         try:
-            result = reconcile(ref, config, s3, followups=followups, redelivered=redelivered, result=result)
-        except Exception as exc:
+            result = reconcile(ref, deps, redelivered=redelivered)
+        except ReconcileFailed as failed:
+            exc = failed.cause
             error = classify(exc)
-            extra = {"stale_renditions_removed": True} if result.stale_removed else {}
-            _log_failure(log, error, exc, outcome=RETRY if error.transient else DEAD_LETTERED, **extra)
-            tracing.annotate(segment, outcome="failed", error_class=error.error_class)
-            return RecordReport("failed", error.error_class, _ms_since(started)), error
+            outcome = Outcome.RETRY if error.transient else Outcome.DEAD_LETTERED
+            extra = {"stale_renditions_removed": True} if failed.stale_removed else {}
+            _log_failure(log, error, exc, outcome=outcome, **extra)
+            tracing.annotate(segment, outcome=_FAILED_ANNOTATION, error_class=error.error_class)
+            report = RecordReport(outcome, error.error_class, _ms_since(started))
+            return report, _Failure(ref, failed.source, error)
         report = RecordReport(
-            result.outcome.value,
+            result.outcome,
             duration_ms=_ms_since(started),
             source_bytes=result.source_bytes,
             output_bytes=result.output_bytes,
@@ -199,7 +204,7 @@ def _process_record(
         )
         log.info(
             f"record.{result.outcome.value}",
-            outcome=result.outcome.value,
+            outcome=result.outcome,
             reason=result.reason,
             renditions=report.renditions,
             source_bytes=report.source_bytes,
@@ -240,57 +245,52 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _settle_failed(reports: list[RecordReport], outcome: str) -> None:
-    """Failed records end as ``outcome`` once the message's fate is known."""
-    for report in reports:
-        if report.outcome == "failed":
-            report.outcome = outcome
+def _settled(reports: list[RecordReport], outcome: Outcome) -> list[RecordReport]:
+    """The failed records end as ``outcome`` once the message's fate is known; the others stay."""
+    return [replace(r, outcome=outcome) if r.outcome in outcomes.FAILED else r for r in reports]
 
 
 def _dead_letter(
     message: SqsMessage,
     error: ProcessingError,
+    deps: Deps,
     *,
-    config: Config,
-    sqs: Any,
-    log: Any,
     records: list[RecordReport],
-    followups: Followups | None = None,
-    failed_sources: Sequence[tuple[ObjectRef, Result, ProcessingError]] = (),
+    failures: Sequence[_Failure] = (),
 ) -> MessageOutcome:
-    if not config.dlq_url:
+    log = deps.log
+    retried = MessageOutcome(message.message_id, MessageStatus.FAILED, _settled(records, Outcome.RETRY))
+    if not deps.config.dlq_url:
         # Without DLQ_URL we cannot park it ourselves: let SQS retry and redrive it.
-        log.warning("dead_letter.unconfigured", outcome=RETRY, error_class=error.error_class)
-        _settle_failed(records, RETRY)
-        return MessageOutcome(message.message_id, FAILED, records)
-    if followups is not None:
-        # Before the DLQ send: if announcing or recording fails, the whole message is retried rather
-        # than dead-lettered now and again on the retry.
-        try:
-            for ref, result, failure in failed_sources:
-                with structlog.contextvars.bound_contextvars(key=ref.key, bucket=ref.bucket):
-                    followups.after_dead_letter(ref, result.source, failure)
-        except Exception as exc:
-            _log_failure(log, classify(exc), exc, outcome=RETRY, stage="dead-letter-followups")
-            _settle_failed(records, RETRY)
-            return MessageOutcome(message.message_id, FAILED, records)
+        log.warning("dead_letter.unconfigured", outcome=Outcome.RETRY, error_class=error.error_class)
+        return retried
+    # Before the DLQ send: if announcing or recording fails, the whole message is retried rather
+    # than dead-lettered now and again on the retry.
     try:
-        dead_letter.send(sqs, config.dlq_url, message, error)
+        for failure in failures:
+            with structlog.contextvars.bound_contextvars(key=failure.ref.key, bucket=failure.ref.bucket):
+                deps.followups.after_dead_letter(failure.ref, failure.source, failure.error)
+    except Exception as exc:
+        _log_failure(log, classify(exc), exc, outcome=Outcome.RETRY, stage="dead-letter-followups")
+        return retried
+    try:
+        dead_letter.send(deps.sqs, deps.config.dlq_url, message, error)
     except Exception as exc:  # the record stays in the batch failures: nothing is lost
-        _log_failure(log, classify(exc), exc, outcome=RETRY, stage="dead-letter")
-        _settle_failed(records, RETRY)
-        return MessageOutcome(message.message_id, FAILED, records)
-    fields = {"outcome": DEAD_LETTERED, "error_class": error.error_class, "error": str(error)}
-    if not failed_sources:  # the body named no record (InvalidEvent): a line for the message alone
+        _log_failure(log, classify(exc), exc, outcome=Outcome.RETRY, stage="dead-letter")
+        return retried
+    fields = {"outcome": Outcome.DEAD_LETTERED, "error_class": error.error_class, "error": str(error)}
+    if not failures:  # the body named no record (InvalidEvent): a line for the message alone
         log.warning("record.dead_lettered", **fields)
-    for ref, _, _ in failed_sources:  # one line per failed record, with its bucket and key
-        with structlog.contextvars.bound_contextvars(**_record_context(ref)):
+    for failure in failures:  # one line per failed record, with its bucket and key
+        with structlog.contextvars.bound_contextvars(**_record_context(failure.ref)):
             log.warning("record.dead_lettered", **fields)
-    _settle_failed(records, DEAD_LETTERED)
-    return MessageOutcome(message.message_id, DEAD_LETTERED, records)
+    records = _settled(records, Outcome.DEAD_LETTERED)
+    return MessageOutcome(message.message_id, MessageStatus.DEAD_LETTERED, records)
 
 
-def _log_failure(log: Any, error: ProcessingError, exc: BaseException, *, outcome: str, **extra: Any) -> None:
+def _log_failure(
+    log: Any, error: ProcessingError, exc: BaseException, *, outcome: Outcome, **extra: Any
+) -> None:
     fields = {"outcome": outcome, "error_class": error.error_class, "error": str(error), **extra}
     if isinstance(error, UnexpectedError):
         log.error("record.error", exc_info=exc, **fields)  # a bug or an unforeseen outage: keep the traceback

@@ -55,9 +55,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-RENDERED = "rendered"
-DEAD_LETTERED = "dead-lettered"
-DELETED = "deleted"
+from observability.outcomes import Outcome
 
 _PUT_CONDITION = (
     "attribute_not_exists(source_key) OR source_last_modified < :last_modified"
@@ -128,7 +126,7 @@ def rendered_item(
         "source_height": height,
         "renditions": [r.as_dict() for r in renditions],
         "recipe": recipe,
-        "status": RENDERED,
+        "status": Outcome.RENDERED,
         "processed_at": processed_at,
     }
     if notified is not None:
@@ -143,7 +141,7 @@ def dead_letter_item(
     return {
         **_source(bucket, key, etag, last_modified, size),
         "renditions": [],
-        "status": DEAD_LETTERED,
+        "status": Outcome.DEAD_LETTERED,
         "error_class": error_class,
         "processed_at": processed_at,
     }
@@ -163,7 +161,7 @@ def is_current(item: Mapping[str, Any] | None, etag: str, recipe: str) -> bool:
     """Whether ``item`` already describes this source version rendered with this recipe."""
     return (
         item is not None
-        and item.get("status") == RENDERED
+        and item.get("status") == Outcome.RENDERED
         and item.get("source_etag") == etag
         and item.get("recipe") == recipe
     )
@@ -235,7 +233,10 @@ def remove(dynamodb: Any, table: str, key: str, *, checked_at: int, keep: bool, 
                 UpdateExpression="SET #status = :deleted, processed_at = :now",
                 ConditionExpression="source_last_modified <= :checked_at",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={**values, **_encode({":deleted": DELETED, ":now": processed_at})},
+                ExpressionAttributeValues={
+                    **values,
+                    **_encode({":deleted": Outcome.DELETED, ":now": processed_at}),
+                },
             )
         else:
             dynamodb.delete_item(

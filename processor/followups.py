@@ -47,28 +47,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from observability import logs
-from processor import catalog, imaging, markers, notify, storage
+from observability.outcomes import Outcome
+from processor import catalog, describe, imaging, markers, notify, storage
 from processor.config import Config
+from processor.describe import Chosen
 from processor.errors import CatalogFailed, NotificationFailed, ProcessingError, SideEffectFailed
 from processor.events import ObjectRef
-from processor.renditions import Candidate
-
-# Bytes read from the start of a source to identify it when the catalog is repaired on a skip; more
-# is read only when its header does not fit (JPEGs with large EXIF/ICC/XMP segments).
-_HEADER_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Chosen:
-    """One configured rendition of a source, as it now is: rendered just now, or already current."""
-
-    candidate: Candidate  # the key and recipe digest in force
-    output: imaging.Rendered | None = None
 
 
 @dataclass(frozen=True)
 class Followups:
-    """The catalog and the notifications of one batch; built by :meth:`create` (None when both are off)."""
+    """The catalog and the notifications of one batch; built by :meth:`create`."""
 
     config: Config
     s3: Any
@@ -76,10 +65,11 @@ class Followups:
     sns: Any | None
 
     @classmethod
-    def create(cls, config: Config, *, s3: Any, dynamodb: Any = None, sns: Any = None) -> Followups | None:
-        """None when neither the catalog nor the notifications are configured."""
+    def create(cls, config: Config, *, s3: Any, dynamodb: Any = None, sns: Any = None) -> Followups:
+        """:class:`NoFollowups` (every step a no-op) when neither the catalog nor the notifications
+        are configured."""
         if not config.catalog_table and not config.notify_topic_arn:
-            return None
+            return NoFollowups(config, s3, None, None)
         if config.catalog_table and dynamodb is None:
             raise ValueError("CATALOG_TABLE is set: a DynamoDB client is required")
         if config.notify_topic_arn and sns is None:
@@ -108,7 +98,7 @@ class Followups:
     ) -> None:
         """Announce and record a source whose renditions were (partly) rendered just now."""
         with stage("describe"):
-            entries = self._entries(chosen)
+            entries = describe.rendition_entries(self.s3, self.config.dest_bucket, chosen)
         recipe = _recipe(chosen)
         failure: SideEffectFailed | None = None
         published = False
@@ -156,7 +146,7 @@ class Followups:
             entries = [catalog.RenditionEntry(**entry) for entry in item["renditions"]]
         else:
             with stage("describe"):
-                entries = self._entries(chosen)
+                entries = describe.rendition_entries(self.s3, self.config.dest_bucket, chosen)
         published = False
         if need_publish:
             with stage("notify"), _failing_as(NotificationFailed, "publish"):
@@ -164,7 +154,7 @@ class Followups:
             published = True
         if need_item:
             with stage("describe"):
-                info = self._probe_source(ref, source)
+                info = describe.probe_source(self.s3, ref, source, self.config.max_source_bytes)
             with stage("catalog"), _failing_as(CatalogFailed, "put"):
                 self._put_rendered(
                     ref, source, info=info, entries=entries, recipe=recipe, published=published
@@ -173,24 +163,32 @@ class Followups:
             with stage("catalog"), _failing_as(CatalogFailed, "update"):
                 catalog.set_notified(self.dynamodb, self._table, ref.key, source.etag, token)
 
-    def after_removal(self, ref: ObjectRef, *, checked_at: int, renditions_kept: bool) -> None:
+    def after_removal(
+        self,
+        ref: ObjectRef,
+        *,
+        checked_at: int,
+        renditions_kept: bool,
+        stage: imaging.Stage = imaging.no_stage,
+    ) -> None:
         """The source is gone: delete its catalog item, or mark it deleted when its renditions stay."""
-        if not self.catalog_on:
-            return
-        with _failing_as(CatalogFailed, "remove"):
-            removed = catalog.remove(
-                self.dynamodb,
-                self._table,
-                ref.key,
-                checked_at=checked_at,
-                keep=renditions_kept,
-                processed_at=markers.utc_timestamp(),
+        with stage("catalog"):
+            if not self.catalog_on:
+                return
+            with _failing_as(CatalogFailed, "remove"):
+                removed = catalog.remove(
+                    self.dynamodb,
+                    self._table,
+                    ref.key,
+                    checked_at=checked_at,
+                    keep=renditions_kept,
+                    processed_at=markers.utc_timestamp(),
+                )
+            self._log().info(
+                "catalog.marked_deleted" if renditions_kept else "catalog.deleted",
+                key=ref.key,
+                removed=removed,
             )
-        self._log().info(
-            "catalog.marked_deleted" if renditions_kept else "catalog.deleted",
-            key=ref.key,
-            removed=removed,
-        )
 
     def after_dead_letter(
         self, ref: ObjectRef, source: storage.SourceHead | None, error: ProcessingError
@@ -208,7 +206,7 @@ class Followups:
             )
             with _failing_as(NotificationFailed, "publish"):
                 message_id = notify.publish(self.sns, self._topic, message)
-            self._log().info("notification.published", outcome=notify.DEAD_LETTERED, message_id=message_id)
+            self._log().info("notification.published", outcome=Outcome.DEAD_LETTERED, message_id=message_id)
         if self.catalog_on and source is not None:
             item = catalog.dead_letter_item(
                 bucket=ref.bucket,
@@ -238,46 +236,6 @@ class Followups:
     @staticmethod
     def _log() -> Any:
         return logs.get_logger("processor")
-
-    def _entries(self, chosen: Sequence[Chosen]) -> list[catalog.RenditionEntry]:
-        """Each rendition's key, size and bytes: from the output just rendered, or read back from S3."""
-        entries = []
-        for item in chosen:
-            key = item.candidate.key
-            fmt = item.candidate.spec.format
-            if item.output is not None:
-                out = item.output
-                entries.append(
-                    catalog.RenditionEntry(key, out.width, out.height, len(out.data), out.format.value)
-                )
-                continue
-            data = storage.get_rendition(self.s3, self.config.dest_bucket, key)
-            if data is None:  # deleted since its HEAD: the retry re-renders it
-                raise SideEffectFailed(f"rendition s3://{self.config.dest_bucket}/{key} vanished")
-            try:
-                info = imaging.probe(data)
-            except ProcessingError as exc:  # never a reason to dead-letter the source
-                raise SideEffectFailed(f"rendition s3://{self.config.dest_bucket}/{key}: {exc}") from None
-            entries.append(
-                catalog.RenditionEntry(
-                    key, info.width, info.height, len(data), fmt.value if fmt else info.format
-                )
-            )
-        return entries
-
-    def _probe_source(self, ref: ObjectRef, source: storage.SourceHead) -> imaging.SourceInfo:
-        """The source's format and size from its header (pinned to the ETag seen), no pixel decoded."""
-        data = storage.get_source_start(self.s3, ref.bucket, ref.key, source.etag, _HEADER_BYTES)
-        try:
-            return imaging.probe(data)
-        except ProcessingError as exc:
-            if len(data) >= source.size:
-                raise CatalogFailed(f"cannot identify the source for the catalog: {exc}") from None
-        data = storage.get_source(self.s3, ref.bucket, ref.key, source.etag, self.config.max_source_bytes)
-        try:
-            return imaging.probe(data)
-        except ProcessingError as exc:
-            raise CatalogFailed(f"cannot identify the source for the catalog: {exc}") from None
 
     def _put_rendered(
         self,
@@ -316,7 +274,7 @@ class Followups:
             processed_at=markers.utc_timestamp(),
         )
         message_id = notify.publish(self.sns, self._topic, message)
-        self._log().info("notification.published", outcome=notify.RENDERED, message_id=message_id)
+        self._log().info("notification.published", outcome=Outcome.RENDERED, message_id=message_id)
 
     def _put(self, ref: ObjectRef, source: storage.SourceHead, item: dict[str, Any]) -> None:
         """Conditional put; a newer record wins quietly; a same-second tie goes to the current version."""
@@ -338,6 +296,16 @@ class Followups:
                 existing_etag=existing.get("source_etag"),
                 existing_last_modified=existing.get("source_last_modified"),
             )
+
+
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+class NoFollowups(Followups):
+    """Neither the catalog nor the notifications: nothing follows a reconcile, not even a timing."""
+
+    after_render = after_skip = after_removal = after_dead_letter = staticmethod(_nothing)
 
 
 def _recipe(chosen: Sequence[Chosen]) -> str:

@@ -20,11 +20,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from observability.outcomes import Outcome
 from processor.catalog import RenditionEntry
 from processor.dead_letter import MAX_ERROR_MESSAGE_BYTES, truncate_utf8
 
-RENDERED = "rendered"
-DEAD_LETTERED = "dead-lettered"
 OUTCOME = "outcome"  # message attribute names
 ERROR_CLASS = "error_class"
 
@@ -36,7 +35,7 @@ def rendered_message(
         "source_bucket": bucket,
         "source_key": key,
         "source_etag": etag,
-        "outcome": RENDERED,
+        "outcome": Outcome.RENDERED,
         "renditions": [r.as_dict() for r in renditions],
         "processed_at": processed_at,
     }
@@ -49,7 +48,7 @@ def dead_letter_message(
         "source_bucket": bucket,
         "source_key": key,
         "source_etag": etag,
-        "outcome": DEAD_LETTERED,
+        "outcome": Outcome.DEAD_LETTERED,
         "error_class": error_class,
         "error_message": truncate_utf8(error_message, MAX_ERROR_MESSAGE_BYTES),
         "processed_at": processed_at,

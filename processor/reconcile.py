@@ -16,7 +16,6 @@ the outcome once the renditions are written and verified; with both unset, nothi
 
 from __future__ import annotations
 
-import enum
 import functools
 import time
 from collections.abc import Iterator
@@ -27,23 +26,19 @@ from typing import Any
 import structlog
 
 from observability import tracing
+from observability.outcomes import Outcome
 from processor import imaging, markers, storage
-from processor.config import Config
+from processor.deps import Deps
+from processor.describe import Chosen
 from processor.errors import ImageTooLarge, PermanentError, SourceChanged
 from processor.events import ObjectRef
-from processor.followups import Chosen, Followups
 from processor.renditions import Candidate, Plan, ignore_reason, plan_renditions
-
-
-class Outcome(enum.Enum):
-    RENDERED = "rendered"
-    SKIPPED = "skipped"  # every rendition already current: HEADs only
-    DELETED = "deleted"  # source gone, renditions removed
-    IGNORED = "ignored"  # not ours to process (prefix, loop guard, test event, source gone)
 
 
 @dataclass
 class Result:
+    """What a record's reconcile did: its outcome and, for the logs and metrics, what it cost."""
+
     outcome: Outcome
     reason: str | None = None
     source: storage.SourceHead | None = None  # the source's HEAD, once known
@@ -55,6 +50,21 @@ class Result:
     @property
     def output_bytes(self) -> int:
         return sum(len(r.data) for r in self.renditions)
+
+
+class ReconcileFailed(Exception):
+    """A record's reconcile raised ``cause``; what was known by then travels with it.
+
+    The batch classifies ``cause`` (transient or permanent) and, to dead-letter the record, needs the
+    source's HEAD (``source``, None when the failure came first) and whether the version's stale
+    renditions were already removed (``stale_removed``, for the log line).
+    """
+
+    def __init__(self, cause: Exception, *, source: storage.SourceHead | None, stale_removed: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.source = source
+        self.stale_removed = stale_removed
 
 
 @contextmanager
@@ -69,152 +79,162 @@ def _stage(timings: dict[str, float], stage: str) -> Iterator[None]:
         timings[stage] = round(timings.get(stage, 0.0) + elapsed, 2)
 
 
-def reconcile(
-    ref: ObjectRef,
-    config: Config,
-    s3: Any,
-    *,
-    followups: Followups | None = None,
-    redelivered: bool = False,
-    result: Result | None = None,
-) -> Result:
+def reconcile(ref: ObjectRef, deps: Deps, *, redelivered: bool = False) -> Result:
     """Make the renditions of ``ref.key`` match the source's current state; see the module doc.
 
-    ``followups`` (catalog, notifications) runs after the renditions are current; ``redelivered``
-    says that an earlier attempt of the record's message may have rendered it (SQS delivered it
-    before, or it was replayed from the DLQ): it decides re-announcements on a skip.
-    ``result``, when given, is filled in as the work goes, so that a caller whose record failed can
-    still see what was known (the source's HEAD).
+    ``deps.followups`` (catalog, notifications) runs after the renditions are current;
+    ``redelivered`` says that an earlier attempt of the record's message may have rendered it (SQS
+    delivered it before, or it was replayed from the DLQ): it decides re-announcements on a skip.
+    Raises :class:`ReconcileFailed` around whatever failed.
     """
-    if result is None:
-        result = Result(Outcome.SKIPPED)
-    reason = ignore_reason(ref.bucket, ref.key, config)
-    if reason:
-        result.outcome, result.reason = Outcome.IGNORED, reason
-        return result
-    plans = plan_renditions(config, ref.key)
-    stage = functools.partial(_stage, result.timings_ms)
-
-    with stage("head"):
-        checked_at = int(time.time())
-        source = storage.head_source(s3, ref.bucket, ref.key)
-    if source is None:
-        return _remove_renditions(
-            ref, config, s3, plans, result=result, stage=stage, followups=followups, checked_at=checked_at
-        )
-    result.source = source
-    structlog.contextvars.bind_contextvars(source_etag=source.etag)  # on every later line of the record
+    record = _Record(ref, deps, redelivered=redelivered)
     try:
-        return _render_current(
-            ref,
-            config,
-            s3,
-            plans,
-            source,
-            result=result,
-            stage=stage,
-            followups=followups,
-            redelivered=redelivered,
+        return record.reconcile()
+    except Exception as exc:
+        raise ReconcileFailed(
+            exc, source=record.result.source, stale_removed=record.result.stale_removed
+        ) from exc
+
+
+class _Record:
+    """One record's reconcile: its reference, the batch's dependencies, and the result filled in as
+    the work goes (timings included, even when a stage raises)."""
+
+    def __init__(self, ref: ObjectRef, deps: Deps, *, redelivered: bool) -> None:
+        self.ref = ref
+        self.deps = deps
+        self.config = deps.config
+        self.redelivered = redelivered
+        self.result = Result(Outcome.SKIPPED)
+        self.stage: imaging.Stage = functools.partial(_stage, self.result.timings_ms)
+        self.plans: list[Plan] = []
+
+    def reconcile(self) -> Result:
+        ref, result = self.ref, self.result
+        reason = ignore_reason(ref.bucket, ref.key, self.config)
+        if reason:
+            result.outcome, result.reason = Outcome.IGNORED, reason
+            return result
+        self.plans = plan_renditions(self.config, ref.key)
+
+        with self.stage("head"):
+            checked_at = int(time.time())
+            source = storage.head_source(self.deps.s3, ref.bucket, ref.key)
+        if source is None:
+            return self._remove_renditions(checked_at=checked_at)
+        result.source = source
+        structlog.contextvars.bind_contextvars(source_etag=source.etag)  # on every later line of the record
+        try:
+            return self._render_current(source)
+        except PermanentError:
+            self._remove_stale_after_failure(source)
+            raise
+
+    def _render_current(self, source: storage.SourceHead) -> Result:
+        """Render what is stale of the source version ``source``; a permanent error means this
+        version cannot be rendered at all."""
+        ref, config, s3, plans, result, stage = (
+            self.ref,
+            self.config,
+            self.deps.s3,
+            self.plans,
+            self.result,
+            self.stage,
         )
-    except PermanentError:
-        _remove_stale_after_failure(ref, config, s3, plans, source, result=result, stage=stage)
-        raise
+        if source.size > config.max_source_bytes:
+            raise ImageTooLarge(
+                f"source is {source.size} bytes, limit MAX_SOURCE_BYTES={config.max_source_bytes}"
+            )
 
-
-def _render_current(
-    ref: ObjectRef,
-    config: Config,
-    s3: Any,
-    plans: list[Plan],
-    source: storage.SourceHead,
-    *,
-    result: Result,
-    stage: imaging.Stage,
-    followups: Followups | None,
-    redelivered: bool,
-) -> Result:
-    """Render what is stale of the source version ``source``; a permanent error means this version
-    cannot be rendered at all."""
-    if source.size > config.max_source_bytes:
-        raise ImageTooLarge(
-            f"source is {source.size} bytes, limit MAX_SOURCE_BYTES={config.max_source_bytes}"
-        )
-
-    with stage("head"):
-        stale, existing, current = _stale_plans(s3, config.dest_bucket, plans, source.etag)
-    if not stale:
-        if followups is not None:
+        with stage("head"):
+            stale, existing, current = _stale_plans(s3, config.dest_bucket, plans, source.etag)
+        if not stale:
             chosen = [Chosen(candidate) for candidate in current.values()]
-            followups.after_skip(ref, source, chosen, redelivered=redelivered, stage=stage)
+            self.deps.followups.after_skip(ref, source, chosen, redelivered=self.redelivered, stage=stage)
+            return result
+
+        with stage("get"):
+            data = storage.get_source(s3, ref.bucket, ref.key, source.etag, config.max_source_bytes)
+        result.source_bytes = len(data)
+        rendering = imaging.render_source(
+            data, [plans[i].spec for i in stale], max_pixels=config.max_pixels, stage=stage
+        )
+        chosen_by_plan = {i: Chosen(candidate) for i, candidate in current.items()}
+        with stage("put"):
+            for index, output in zip(stale, rendering.renditions, strict=True):
+                plan = plans[index]
+                candidate = plan.candidate_for(output.format)
+                storage.put_rendition(
+                    s3,
+                    config.dest_bucket,
+                    candidate.key,
+                    output.data,
+                    content_type=output.format.content_type,
+                    cache_control=config.cache_control,
+                    metadata=markers.build(ref.key, source.etag, candidate.digest),
+                )
+                chosen_by_plan[index] = Chosen(candidate, output=output)
+                # `auto` may have switched between JPEG and PNG since the last render.
+                obsolete = [c.key for c in plan.candidates if c.key != candidate.key and c.key in existing]
+                if obsolete:
+                    storage.delete_keys(s3, config.dest_bucket, obsolete)
+        result.outcome = Outcome.RENDERED
+        result.renditions = rendering.renditions
+
+        # A newer upload that landed while we rendered may already have been processed by another
+        # worker; our older output must not be the last word.  Retrying re-reconciles against it.
+        self._check_unchanged(source, f"changed while rendering (ETag {source.etag})")
+        chosen = [chosen_by_plan[i] for i in range(len(plans))]
+        self.deps.followups.after_render(ref, source, rendering.source, chosen, stage=stage)
         return result
 
-    with stage("get"):
-        data = storage.get_source(s3, ref.bucket, ref.key, source.etag, config.max_source_bytes)
-    result.source_bytes = len(data)
-    rendering = imaging.render_source(
-        data, [plans[i].spec for i in stale], max_pixels=config.max_pixels, stage=stage
-    )
-    chosen_by_plan = {i: Chosen(candidate) for i, candidate in current.items()}
-    with stage("put"):
-        for index, output in zip(stale, rendering.renditions, strict=True):
-            plan = plans[index]
-            candidate = plan.candidate_for(output.format)
-            storage.put_rendition(
-                s3,
-                config.dest_bucket,
-                candidate.key,
-                output.data,
-                content_type=output.format.content_type,
-                cache_control=config.cache_control,
-                metadata=markers.build(ref.key, source.etag, candidate.digest),
-            )
-            chosen_by_plan[index] = Chosen(candidate, output=output)
-            # `auto` may have switched between JPEG and PNG since the last render.
-            obsolete = [c.key for c in plan.candidates if c.key != candidate.key and c.key in existing]
-            if obsolete:
-                storage.delete_keys(s3, config.dest_bucket, obsolete)
-    result.outcome = Outcome.RENDERED
-    result.renditions = rendering.renditions
+    def _remove_stale_after_failure(self, source: storage.SourceHead) -> None:
+        """The source's current version cannot be rendered: whatever renditions exist show an older
+        version the source no longer has, so they go before the message is dead-lettered.
 
-    # A newer upload that landed while we rendered may already have been processed by another
-    # worker; our older output must not be the last word.  Retrying re-reconciles against it.
-    with stage("head"):
-        after = storage.head_source(s3, ref.bucket, ref.key)
-    if after is None or after.etag != source.etag:
-        raise SourceChanged(f"s3://{ref.bucket}/{ref.key} changed while rendering (ETag {source.etag})")
-    if followups is not None:
-        chosen = [chosen_by_plan[i] for i in range(len(plans))]
-        followups.after_render(ref, source, rendering.source, chosen, stage=stage)
-    return result
+        A failure here propagates (a transient error: the record is retried, never dead-lettered
+        with stale renditions left). If the source changed meanwhile, another worker may have
+        rendered the new version just before our delete removed it: :class:`SourceChanged` makes
+        the retry reconcile again against that version instead.
+        """
+        self._delete_all_renditions()
+        self.result.stale_removed = True
+        self._check_unchanged(source, f"changed while its unrenderable version {source.etag} was handled")
 
+    def _remove_renditions(self, *, checked_at: int) -> Result:
+        ref, result, followups = self.ref, self.result, self.deps.followups
+        if not self.config.delete_on_remove:
+            if followups.catalog_on:
+                followups.after_removal(ref, checked_at=checked_at, renditions_kept=True, stage=self.stage)
+                # as below: a re-upload racing the mark must not stay marked
+                self._check_still_gone("reappeared while marking it deleted")
+            result.outcome, result.reason = Outcome.IGNORED, "source-missing"
+            return result
+        self._delete_all_renditions()
+        followups.after_removal(ref, checked_at=checked_at, renditions_kept=False, stage=self.stage)
+        # A re-upload racing the delete must not lose its renditions (nor its catalog item): if the
+        # source is back, retry; the retry renders it, or finds it current and repairs the catalog.
+        self._check_still_gone("reappeared while deleting its renditions")
+        result.outcome = Outcome.DELETED
+        return result
 
-def _remove_stale_after_failure(
-    ref: ObjectRef,
-    config: Config,
-    s3: Any,
-    plans: list[Plan],
-    source: storage.SourceHead,
-    *,
-    result: Result,
-    stage: imaging.Stage,
-) -> None:
-    """The source's current version cannot be rendered: whatever renditions exist show an older
-    version the source no longer has, so they go before the message is dead-lettered.
+    def _delete_all_renditions(self) -> None:
+        with self.stage("delete"):
+            keys = [c.key for plan in self.plans for c in plan.candidates]
+            storage.delete_keys(self.deps.s3, self.config.dest_bucket, keys)
 
-    A failure here propagates (a transient error: the record is retried, never dead-lettered with
-    stale renditions left). If the source changed meanwhile, another worker may have rendered the
-    new version just before our delete removed it: :class:`SourceChanged` makes the retry reconcile
-    again against that version instead.
-    """
-    with stage("delete"):
-        storage.delete_keys(s3, config.dest_bucket, [c.key for plan in plans for c in plan.candidates])
-    result.stale_removed = True
-    with stage("head"):
-        after = storage.head_source(s3, ref.bucket, ref.key)
-    if after is None or after.etag != source.etag:
-        raise SourceChanged(
-            f"s3://{ref.bucket}/{ref.key} changed while its unrenderable version {source.etag} was handled"
-        )
+    def _check_unchanged(self, source: storage.SourceHead, what: str) -> None:
+        """:class:`SourceChanged` unless the source is still the version ``source``."""
+        with self.stage("head"):
+            after = storage.head_source(self.deps.s3, self.ref.bucket, self.ref.key)
+        if after is None or after.etag != source.etag:
+            raise SourceChanged(f"s3://{self.ref.bucket}/{self.ref.key} {what}")
+
+    def _check_still_gone(self, what: str) -> None:
+        """:class:`SourceChanged` if the source is back (a re-upload raced the removal)."""
+        with self.stage("head"):
+            if storage.head_source(self.deps.s3, self.ref.bucket, self.ref.key) is not None:
+                raise SourceChanged(f"s3://{self.ref.bucket}/{self.ref.key} {what}")
 
 
 def _stale_plans(
@@ -238,37 +258,3 @@ def _stale_plans(
         else:
             stale.append(index)
     return stale, existing, current
-
-
-def _remove_renditions(
-    ref: ObjectRef,
-    config: Config,
-    s3: Any,
-    plans: list[Plan],
-    *,
-    result: Result,
-    stage: imaging.Stage,
-    followups: Followups | None,
-    checked_at: int,
-) -> Result:
-    if not config.delete_on_remove:
-        if followups is not None and followups.catalog_on:
-            with stage("catalog"):
-                followups.after_removal(ref, checked_at=checked_at, renditions_kept=True)
-            with stage("head"):  # as below: a re-upload racing the mark must not stay marked
-                if storage.head_source(s3, ref.bucket, ref.key) is not None:
-                    raise SourceChanged(f"s3://{ref.bucket}/{ref.key} reappeared while marking it deleted")
-        result.outcome, result.reason = Outcome.IGNORED, "source-missing"
-        return result
-    with stage("delete"):
-        storage.delete_keys(s3, config.dest_bucket, [c.key for plan in plans for c in plan.candidates])
-    if followups is not None:
-        with stage("catalog"):
-            followups.after_removal(ref, checked_at=checked_at, renditions_kept=False)
-    # A re-upload racing the delete must not lose its renditions (nor its catalog item): if the
-    # source is back, retry; the retry renders it, or finds it current and repairs the catalog.
-    with stage("head"):
-        if storage.head_source(s3, ref.bucket, ref.key) is not None:
-            raise SourceChanged(f"s3://{ref.bucket}/{ref.key} reappeared while deleting its renditions")
-    result.outcome = Outcome.DELETED
-    return result

@@ -18,8 +18,7 @@ import pytest
 
 from observability import metrics
 from observability.metrics import BatchMetrics
-from processor import batch as batch_module
-from processor.reconcile import Outcome
+from observability.outcomes import Outcome
 
 TS = 1_700_000_000_123
 FN = "imgproc-ProcessorFunction-AbC123"
@@ -355,9 +354,20 @@ def test_units_and_names_follow_the_design() -> None:
 
 
 def test_outcomes_are_the_handlers_log_vocabulary() -> None:
-    # reconcile's outcomes, plus the two failure outcomes of processor/batch.py (RecordReport.outcome).
-    assert {o.value for o in Outcome} == metrics.PROCESSED_OUTCOMES | metrics.SKIPPED_OUTCOMES
-    assert {batch_module.RETRY, batch_module.DEAD_LETTERED} == metrics.FAILED_OUTCOMES
+    # One enum (observability.outcomes) for the handler, the metrics and the poller: every outcome
+    # counts in exactly one of the three record counts, and the values are the log lines' strings.
+    groups = (metrics.PROCESSED_OUTCOMES, metrics.SKIPPED_OUTCOMES, metrics.FAILED_OUTCOMES)
+    assert set(Outcome) == metrics.OUTCOMES == set().union(*groups)
+    assert sum(len(group) for group in groups) == len(Outcome)
+    assert {o.value for o in Outcome} == {
+        "rendered",
+        "deleted",
+        "skipped",
+        "ignored",
+        "retry",
+        "dead-lettered",
+    }
+    assert {"retry", "dead-lettered"} == metrics.FAILED_OUTCOMES
 
 
 def test_invalid_records_are_refused() -> None:

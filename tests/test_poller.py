@@ -11,6 +11,9 @@ from conftest import LAMBDA_SQS_RECORD_KEYS, Aws
 
 from imgproc import faults, poller
 from imgproc.function import FunctionConfig
+from imgproc.worker import outcome_counts
+from observability.outcomes import Outcome
+from processor.batch import BatchResult, MessageOutcome, MessageStatus, RecordReport
 
 FUNCTION = FunctionConfig(
     name="fn",
@@ -191,3 +194,31 @@ def test_injected_faults_fail_real_calls_as_specified(aws: Aws) -> None:
     assert aws.s3.get_object(Bucket="imgproc-source", Key="original/flaky.jpg")["Body"].read() == b"x"
     assert aws.s3.get_object(Bucket="imgproc-source", Key="original/fine.jpg")["Body"].read() == b"x"
     assert injector.injected == 2
+
+
+def test_a_worker_counts_settled_outcomes_from_the_batch_result() -> None:
+    # What `imgproc up` shows per outcome: one per record whose fate is settled; a retry counts per
+    # message (`retried`, from the batch's failures), not here.
+    result = BatchResult(
+        [
+            MessageOutcome(
+                "a", MessageStatus.OK, [RecordReport(Outcome.RENDERED), RecordReport(Outcome.SKIPPED)]
+            ),
+            MessageOutcome(
+                "b", MessageStatus.FAILED, [RecordReport(Outcome.RENDERED), RecordReport(Outcome.RETRY, "X")]
+            ),
+            MessageOutcome(
+                "c", MessageStatus.DEAD_LETTERED, [RecordReport(Outcome.DEAD_LETTERED, "CorruptImage")]
+            ),
+            MessageOutcome(
+                "d", MessageStatus.OK, [RecordReport(Outcome.IGNORED), RecordReport(Outcome.DELETED)]
+            ),
+        ]
+    )
+    assert outcome_counts(result) == {
+        "rendered": 2,
+        "skipped": 1,
+        "dead-lettered": 1,
+        "ignored": 1,
+        "deleted": 1,
+    }
