@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -133,8 +134,8 @@ def hook_sqs(monkeypatch: pytest.MonkeyPatch, event: str, callback: Callable[...
     monkeypatch.setattr(imgproc_aws, "client", client)
 
 
-@pytest.fixture
-def deployed_stack() -> Iterator[dict[str, str]]:
+@contextlib.contextmanager
+def _stack_in_moto() -> Iterator[dict[str, str]]:
     """The real template deployed into in-process moto, as `imgproc deploy` does; yields its outputs.
 
     The code zip is a placeholder: these tests run the handler (if at all) from the source tree.
@@ -149,6 +150,21 @@ def deployed_stack() -> Iterator[dict[str, str]]:
     with mock_aws(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Tried to parse AWS", UserWarning)  # types moto skips
         yield deploy.deploy(request, progress=lambda line: None).outputs
+
+
+@pytest.fixture
+def deployed_stack() -> Iterator[dict[str, str]]:
+    """A stack of its own for the test (see :func:`_stack_in_moto`)."""
+    with _stack_in_moto() as outputs:
+        yield outputs
+
+
+@pytest.fixture(scope="module")
+def module_stack() -> Iterator[dict[str, str]]:
+    """One stack for a whole module, for tests that only use its queues and buckets: deploying the
+    template costs about a second, emptying them (:func:`stack`) a few milliseconds."""
+    with _stack_in_moto() as outputs:
+        yield outputs
 
 
 @pytest.fixture
@@ -234,11 +250,27 @@ def log() -> Any:
 
 
 @pytest.fixture
-def stack(deployed_stack: dict[str, str]) -> Any:
-    """The real template deployed into moto: its outputs and an SQS client (:class:`dlqkit.Stack`)."""
+def emptied_stack(module_stack: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The module's stack with its queues and buckets emptied for this test; its outputs."""
+    # moto's documented switch: real SQS allows one PurgeQueue a minute, a test module needs one a test.
+    monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
+    sqs, s3 = boto3.client("sqs", region_name=REGION), boto3.client("s3", region_name=REGION)
+    for url in (module_stack["QueueUrl"], module_stack["DeadLetterQueueUrl"]):
+        sqs.purge_queue(QueueUrl=url)  # moto empties at once, messages in flight included
+    for bucket in (module_stack["SourceBucketName"], module_stack["DestinationBucketName"]):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    return module_stack
+
+
+@pytest.fixture
+def stack(emptied_stack: dict[str, str]) -> Any:
+    """The module's emptied stack: its outputs and an SQS client (:class:`dlqkit.Stack`)."""
     from dlqkit import Stack
 
-    return Stack(deployed_stack, boto3.client("sqs", region_name=REGION))
+    return Stack(emptied_stack, boto3.client("sqs", region_name=REGION))
 
 
 @pytest.fixture

@@ -44,8 +44,8 @@ BULK = 2500
 
 
 @pytest.fixture
-def stack(environ: None, deployed_stack: dict[str, str]) -> dict[str, str]:
-    return deployed_stack
+def stack(environ: None, emptied_stack: dict[str, str]) -> dict[str, str]:
+    return emptied_stack
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 @pytest.fixture
-def stack(environ: None, deployed_stack: dict[str, str]) -> dict[str, str]:
-    return deployed_stack
+def stack(environ: None, emptied_stack: dict[str, str]) -> dict[str, str]:
+    return emptied_stack
 
 
 def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -27,7 +27,7 @@ NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 
 @pytest.fixture
 def stack(deployed_stack: dict[str, str]) -> dict[str, str]:
-    return deployed_stack
+    return deployed_stack  # a stack of its own: some tests delete a queue
 
 
 @pytest.fixture
