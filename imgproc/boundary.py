@@ -12,9 +12,7 @@ scripts get an exit status that says whose fault it was:
 from __future__ import annotations
 
 import argparse
-import html
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,7 +30,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from imgproc.aws import StackNotFound
+from toolkit.errors import StackNotFound, UsageError, one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_STATUS_HELP = (
@@ -40,26 +38,6 @@ EXIT_STATUS_HELP = (
     "endpoint unreachable); 2 bad options or input; 130 interrupted."
 )
 DEBUG_VARIABLE = "IMGPROC_DEBUG"  # set to 1: let unexpected errors through with their traceback
-MAX_MESSAGE = 300  # characters of an error message shown (an HTML error page can be much longer)
-
-
-class UsageError(Exception):
-    """The command cannot run as asked (options, input files, template parameters): exit status 2.
-
-    Not a ValueError on purpose: code that catches ValueError for its own parsing must not turn a
-    usage error into a runtime failure.
-    """
-
-
-def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` as one readable line: an HTML page (moto answers some errors with one) reduced to its
-    title, other tags dropped, whitespace collapsed, clipped to ``limit`` characters."""
-    if "<" in text and ">" in text:
-        text = re.sub(r"<title>(.*?)</title>.*", r"\1", text, flags=re.S | re.I)
-        text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
-        text = html.unescape(re.sub(r"<[^>]+>", " ", text))
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def aws_error_message(exc: ClientError) -> str:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from dlq_replayer import backfill, dlq
+import backfill
+from dlq_replayer import dlq
 from imgproc import boundary, dashboard, demo, deploy, invoke, local, package, status
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]

@@ -25,10 +25,11 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imgproc import aws, local, status, template
+from imgproc import local, status, template
 from observability.dashboards import drawing, html_page, local_logs, local_metrics, local_view
 from observability.dashboards.local_board import Dashboard, Source, StackView, header_lines
 from observability.dashboards.local_panels import AlarmPanel, QueueSnapshot
+from toolkit import aws
 
 DEFAULT_OUTPUT = Path("imgproc-dashboard.png")
 DEFAULT_WINDOW = "1h"
