@@ -6,7 +6,8 @@ mistypes an endpoint, runs without credentials or presses Ctrl-C learns what hap
 scripts get an exit status that says whose fault it was:
 
 - 0: done; 1: the environment is wrong or AWS refused (no stack, no credentials, endpoint down, a
-  tool that failed); 2: the command was used wrongly (options, files, parameters); 130: interrupted.
+  tool that failed, an extra the command needs not installed); 2: the command was used wrongly
+  (options, files, parameters); 130: interrupted.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from imgproc.extras import COMMAND_EXTRAS, MissingExtra, extra_providing, require
 from toolkit.errors import StackNotFound, UsageError, one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -55,8 +57,10 @@ def describe(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - one bran
     """The one-line message and the exit status for an error that reached the boundary."""
     if isinstance(exc, UsageError):
         return one_line(str(exc)), EXIT_USAGE
-    if isinstance(exc, StackNotFound):
+    if isinstance(exc, StackNotFound | MissingExtra):
         return one_line(str(exc)), EXIT_FAILED
+    if isinstance(exc, ModuleNotFoundError) and extra_providing(exc.name):
+        return str(MissingExtra(str(extra_providing(exc.name)))), EXIT_FAILED
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return (
             "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
@@ -103,15 +107,17 @@ def _short(command: list[object]) -> list[str]:
 
 def run_command(name: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """``run(args)``'s exit status, or, for an error it let through, one line on stderr and the status
-    :func:`describe` gives it."""
+    :func:`describe` gives it. A command that needs an extra (:mod:`imgproc.extras`) checks it first."""
     try:
+        if name in COMMAND_EXTRAS:
+            require(COMMAND_EXTRAS[name])
         return int(run(args))
     except KeyboardInterrupt:
         fresh_line = "\n" if sys.stderr.isatty() else ""  # after the terminal's ^C
         print(f"{fresh_line}imgproc {name}: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        if os.environ.get(DEBUG_VARIABLE) and not isinstance(exc, UsageError | StackNotFound):
+        if os.environ.get(DEBUG_VARIABLE) and not isinstance(exc, UsageError | StackNotFound | MissingExtra):
             raise
         message, code = describe(exc)
         print(f"imgproc {name}: {message}", file=sys.stderr, flush=True)
