@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 import backfill
+from dlq_replayer import arguments as dlq_arguments
 from dlq_replayer import dlq
 from imgproc import boundary, dashboard, demo, deploy, invoke, local, package, status
 
@@ -49,7 +50,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "dlq": (
         "Inspect, replay or purge the dead-letter queue.",
-        dlq.add_arguments,
+        dlq_arguments.add_arguments,
         dlq.run,
     ),
     "backfill": (
