@@ -12,9 +12,6 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config as BotoConfig
 
-from toolkit.errors import StackNotFound
-from toolkit.stack import stack_outputs
-
 DEFAULT_STACK = "imgproc"
 DEFAULT_REGION = "us-east-1"
 
@@ -83,15 +80,3 @@ def is_local_endpoint(endpoint_url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-# `imgproc dashboard` (imgproc/dashboard.py, being moved under observability/dashboards/) still reads
-# these through this module; new code imports them from toolkit.stack and toolkit.errors.
-__all__ = [
-    "StackNotFound",
-    "add_arguments",
-    "client",
-    "is_local_endpoint",
-    "stack_outputs",
-    "use_local_credentials",
-]
