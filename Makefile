@@ -30,6 +30,7 @@ test: $(STAMP) lint unit
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the package graph: the contracts in setup.cfg
 
 unit: $(STAMP)
 	$(BIN)/pytest

@@ -41,10 +41,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import imagegen  # noqa: E402
 
-from dlq_replayer import backfill  # noqa: E402
-from imgproc import function, local, poller, status  # noqa: E402
+import backfill  # noqa: E402
+from imgproc import local, poller, status  # noqa: E402
 from imgproc import workers as workers_  # noqa: E402
 from processor.config import Config  # noqa: E402
+from toolkit.function import load_function  # noqa: E402
 
 KEY_PREFIX = "original/load/"
 
@@ -105,7 +106,7 @@ def run_size(size: int, workers: int, images: list[bytes], max_backlog: int | No
             source, dest = runtime.outputs["SourceBucketName"], runtime.outputs["DestinationBucketName"]
             queue = runtime.outputs["QueueUrl"]
             seed_seconds = seed_archive(s3, source, size, images)
-            fn = function.load_function(runtime.client("lambda"), runtime.outputs["FunctionName"])
+            fn = load_function(runtime.client("lambda"), runtime.outputs["FunctionName"])
             job = backfill.Backfill(
                 s3=s3,
                 sqs=sqs,

@@ -1,1 +1,1 @@
-"""Operators' tools that put work back on the queue: DLQ inspect/replay/purge and backfill."""
+"""`imgproc dlq inspect | replay | purge`: what failed and why, put back what is fixable, clear the rest."""

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dlq_replayer import messages
 from dlq_replayer.scan import Depth, Filters, Scanner, rounds_until, scan_warnings
-from dlq_replayer.throughput import Progress
+from toolkit import dead_letters
+from toolkit.throughput import Progress
 
 AGE_BUCKETS = (
     (3600, "< 1h"),
@@ -57,7 +57,7 @@ class InspectReport:
     by_key_prefix: Counter[str] = field(default_factory=Counter)
     by_age: Counter[str] = field(default_factory=Counter)
     by_replay_count: Counter[int] = field(default_factory=Counter)
-    oldest: dict[str, Any] | None = None  # messages.summary() of the oldest matching message
+    oldest: dict[str, Any] | None = None  # dead_letters.summary() of the oldest matching message
     newest: dict[str, Any] | None = None
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # error class -> summaries
     released: int = 0
@@ -66,7 +66,7 @@ class InspectReport:
     interrupted: bool = False
 
     def add(self, message: Mapping[str, Any], now: datetime, samples: int, prefix_depth: int) -> None:
-        summary = messages.summary(message, now)
+        summary = dead_letters.summary(message, now)
         self.matched += 1
         self.by_error_class[summary["error_class"]] += 1
         self.keys_by_error_class.setdefault(summary["error_class"], set()).update(summary["keys"])

@@ -10,7 +10,8 @@ clear the rest, without ever losing a message.
   SQS's ``StartMessageMoveTask`` instead.
 - ``purge`` appends the selected messages to an fsynced JSON Lines archive, then deletes them.
 
-This module holds the command line: options, confirmation, progress, summaries and exit codes.
+This module runs the command: confirmation, progress and exit codes; its options are in
+:mod:`dlq_replayer.arguments`, the human summaries are laid out in :mod:`dlq_replayer.render`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import json
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,27 +29,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlq_replayer import census, moves
-from dlq_replayer.interrupts import CtrlCStops
-from dlq_replayer.scan import (
-    MAX_VISIBILITY,
-    Depth,
-    Filters,
-    Scanner,
-    format_duration,
-    parse_duration,
-    queue_depth,
-)
-from dlq_replayer.throughput import Progress, RateLimiter
-from imgproc import aws
-from imgproc.boundary import one_line
-from imgproc.tables import clip, format_age, table
+from dlq_replayer import census, moves, render
+from dlq_replayer.scan import Depth, Filters, Scanner, queue_depth
+from toolkit import aws
+from toolkit.durations import format_duration
+from toolkit.errors import StackNotFound, one_line
+from toolkit.interrupts import CtrlCStops
+from toolkit.stack import Output, read_outputs
+from toolkit.throughput import Progress, RateLimiter
 
-DEFAULT_VISIBILITY = 120
-DEFAULT_MAX_REPLAYS = 3
-DEFAULT_SAMPLES = 3
-DEFAULT_PREFIX_DEPTH = 2
-TOP_PREFIXES = 10  # key prefixes shown in the human output (--json has them all)
 INTERRUPTED = 130  # exit status after Ctrl-C, as shells report it
 
 
@@ -83,328 +71,9 @@ class Queues:
 
 def find_queues(args: argparse.Namespace) -> Queues:
     """The queues named by the stack's outputs (docs/design.md, "Contract: stack outputs")."""
-    names = ("DeadLetterQueueUrl", "DeadLetterQueueArn", "QueueUrl", "QueueArn")
-    outputs = aws.stack_outputs(aws.client(args, "cloudformation"), args.stack_name, required=names)
-    return Queues(*(outputs[name] for name in names))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Human output
-
-
-def _keys_cell(keys: Sequence[str]) -> str:
-    if not keys:
-        return "-"
-    return clip(keys[0], 48) + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
-
-
-def _by_class(counts: Counter[str]) -> str:
-    return ", ".join(f"{name} {count}" for name, count in counts.most_common())
-
-
-def render_inspect(report: census.InspectReport, visibility: int) -> str:
-    depth = report.depth
-    lines = [f"DLQ {report.queue}: {depth.visible} visible, {depth.in_flight} in flight at start"]
-    read = f"read {report.scanned}"
-    if not report.filters.empty:
-        read += f", {report.matched} matching {report.filters.describe()}"
-    if report.stopped_at_max:
-        read += " (stopped at --max)"
-    if report.interrupted:
-        read += " (interrupted)"
-    if report.matched:
-        read += f" ({report.distinct_keys} distinct key{'' if report.distinct_keys == 1 else 's'})"
-    lines.append(f"{read}; released {report.released}")
-    if report.matched:
-        lines += _inspect_details(report)
-    lines += [f"warning: {w}" for w in report.warnings(visibility)]
-    return "\n".join(lines)
-
-
-def _inspect_details(report: census.InspectReport) -> list[str]:
-    lines = []
-    for label, summary in (("oldest", report.oldest), ("newest", report.newest)):
-        if summary is not None:
-            when = f"{summary['sent_at'][:19]}Z  {format_age(summary['age_seconds'])} ago"
-            line = f"{label}  {when}  {_keys_cell(summary['keys'])}"
-            if label == "oldest" and report.expires_in_seconds is not None:
-                line += f"  (SQS drops it in {format_age(report.expires_in_seconds)})"
-            lines.append(line)
-    prefixes = [(p or "(top level)", n) for p, n in report.by_key_prefix.most_common(TOP_PREFIXES)]
-    classes = [
-        [name, str(count), str(len(report.keys_by_error_class.get(name, ())))]
-        for name, count in report.by_error_class.most_common()
-    ]
-    lines.append("")
-    lines += table(["error class", "messages", "keys"], classes, right=(1, 2))
-    sections = [
-        ("key prefix", prefixes),
-        ("age", [(label, report.by_age[label]) for label in census.AGE_LABELS if report.by_age[label]]),
-        ("replay count", [(str(n), report.by_replay_count[n]) for n in sorted(report.by_replay_count)]),
-    ]
-    for title, rows in sections:
-        lines.append("")
-        lines += table([title, "messages"], [[name, str(count)] for name, count in rows], right=(1,))
-        if title == "key prefix" and len(report.by_key_prefix) > TOP_PREFIXES:
-            lines.append(f"... {len(report.by_key_prefix) - TOP_PREFIXES} more (--json lists them all)")
-    rows = [
-        [
-            s["error_class"],
-            _keys_cell(s["keys"]),
-            str(s["replay_count"]),
-            clip(s["error_message"] or "-", 60),
-        ]
-        for group in report.samples.values()
-        for s in group
-    ]
-    if rows:
-        lines += ["", "samples"]
-        headers = ["error class", "key", "replays", "error message"]
-        lines += ["  " + line for line in table(headers, rows, right=(2,))]
-    return lines
-
-
-def _listing(title: str, listing: moves.Listing) -> list[str]:
-    if not listing.count:
-        return []
-    lines = [f"{title}:"]
-    for item in listing.items:
-        cells = [item["message_id"], item["error_class"], _keys_cell(item["keys"]), clip(item["reason"], 80)]
-        lines.append("  " + "  ".join(cells))
-    if listing.count > len(listing.items):
-        lines.append(f"  ... and {listing.count - len(listing.items)} more")
-    return lines
-
-
-def render_move(report: moves.MoveReport, visibility: int) -> str:
-    verb = {"replay": "replayed", "purge": "purged"}[report.action]
-    if report.action == "replay":
-        head = f"replay {report.queue} -> {str(report.destination).rsplit('/', 1)[-1]}"
-    else:
-        head = f"purge {report.queue}, archive {report.archive or 'none'}"
-    scanned = f"scanned {report.scanned}: {report.matched} matched, {report.skipped} did not (released)"
-    if report.stopped_at_max:
-        scanned += f"; stopped at --max {report.limit}"
-    lines = [f"{head}; filters: {report.filters.describe()}", scanned]
-    moved = f"dry run: would have {verb} {report.moved}" if report.dry_run else f"{verb} {report.moved}"
-    if report.moved:
-        moved += f" ({_by_class(report.moved_by_error_class)})"
-    if report.refused.count:
-        moved += f", refused {report.refused.count}"
-    if report.capped.count:
-        moved += (
-            f", capped {report.capped.count} (replay-count >= {report.max_replays}; --force replays them)"
-        )
-    if report.archived:
-        moved += f"; {report.archived} archived to {report.archive}"
-    lines.append(moved)
-    if report.dry_run:
-        lines += _dry_run_samples(report)
-    lines += _listing("refused, still on the DLQ", report.refused)
-    lines += _listing("capped, still on the DLQ", report.capped)
-    lines += _listing(f"{verb} but not deleted, still on the DLQ (a duplicate, harmless)", report.not_deleted)
-    if report.repeated:
-        lines.append(
-            f"left {report.repeated} more cop{'y' if report.repeated == 1 else 'ies'} of failures replayed "
-            "in this run on the DLQ (one replay per failure and run)"
-        )
-    if report.arrived_during_run:
-        lines.append(
-            f"left {report.arrived_during_run} message(s) that arrived on the DLQ during the run "
-            f"(for the next run)"
-        )
-    if report.interrupted:
-        lines.append("interrupted: the summary covers what was done until then")
-    if report.error:
-        lines.append(f"stopped by an error: {report.error}")
-    lines += [f"warning: {w}" for w in report.warnings(visibility)]
-    return "\n".join(lines)
-
-
-def _dry_run_samples(report: moves.MoveReport) -> list[str]:
-    rows = [
-        [s["message_id"], s["error_class"], _keys_cell(s["keys"]), str(s["replay_count"])]
-        for s in report.samples
-    ]
-    lines = []
-    if rows:
-        lines += [
-            "  " + line for line in table(["message id", "error class", "key", "replays"], rows, right=(3,))
-        ]
-        if report.moved > len(rows):
-            lines.append(f"  ... and {report.moved - len(rows)} more")
-    return [*lines, "nothing was changed"]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Options
-
-
-def _whole(raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be at least {minimum}")
-    return value
-
-
-def _positive_int(raw: str) -> int:
-    return _whole(raw, 1)
-
-
-def _count(raw: str) -> int:
-    return _whole(raw, 0)
-
-
-def _visibility(raw: str) -> int:
-    value = _whole(raw, 1)
-    if value > MAX_VISIBILITY:
-        raise argparse.ArgumentTypeError(f"at most {MAX_VISIBILITY} seconds (12 hours)")
-    return value
-
-
-def _duration(raw: str) -> float:
-    try:
-        return parse_duration(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _add_common(parser: argparse.ArgumentParser, *, verb: str) -> None:
-    aws.add_arguments(parser)
-    selection = parser.add_argument_group("which messages (all of them without these)")
-    selection.add_argument(
-        "--error-class",
-        action="append",
-        default=[],
-        metavar="CLASS",
-        help="only this error-class, case-insensitive (repeat or comma-separate for several); messages "
-        "that SQS redrove after their retries are RetriesExhausted",
-    )
-    selection.add_argument(
-        "--key-prefix",
-        action="append",
-        default=[],
-        metavar="PREFIX",
-        help="only messages naming an S3 key that starts with PREFIX, e.g. original/2026/ (repeatable)",
-    )
-    selection.add_argument(
-        "--older-than",
-        type=_duration,
-        metavar="AGE",
-        help="only messages sent at least AGE ago: 30s, 15m, 2h, 1d",
-    )
-    selection.add_argument(
-        "--newer-than", type=_duration, metavar="AGE", help="only messages sent at most AGE ago"
-    )
-    selection.add_argument(
-        "--max", type=_positive_int, metavar="N", help=f"{verb} at most N matching messages"
-    )
-    parser.add_argument(
-        "--visibility",
-        type=_visibility,
-        default=DEFAULT_VISIBILITY,
-        metavar="SECONDS",
-        help=f"how long a message read stays hidden from other readers during the scan (default "
-        f"{DEFAULT_VISIBILITY}); should the command die, that is when they reappear",
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = (
-        "The DLQ and the ingest queue are the stack's DeadLetterQueueUrl and QueueUrl outputs. Nothing is "
-        "deleted from the DLQ before it is safely on the ingest queue or in the archive, and every message "
-        "read but not taken is made visible again. Run 'imgproc dlq ACTION --help' for an action's options."
-    )
-    parser.set_defaults(dlq_parser=parser)
-    actions = parser.add_subparsers(dest="dlq_action", metavar="ACTION")
-
-    text = "Count DLQ messages by error class, key prefix, age and replay count, with samples."
-    sub = actions.add_parser("inspect", help=text, description=text)
-    sub.epilog = (
-        "Consumes nothing: each message read stays hidden for --visibility seconds and is released when the "
-        "scan ends. Exit status: 0; 1 when the stack or AWS cannot be read."
-    )
-    _add_common(sub, verb="read")
-    sub.add_argument(
-        "--samples",
-        type=_count,
-        default=DEFAULT_SAMPLES,
-        metavar="N",
-        help="samples per error class (default 3)",
-    )
-    sub.add_argument(
-        "--prefix-depth",
-        type=_positive_int,
-        default=DEFAULT_PREFIX_DEPTH,
-        metavar="N",
-        help="folders of a key that make its prefix (default 2: original/2026/)",
-    )
-    sub.set_defaults(dlq_run=_run_inspect)
-
-    text = "Move DLQ messages back to the ingest queue (body and attributes kept, replay-count + 1)."
-    sub = actions.add_parser("replay", help=text, description=text)
-    sub.epilog = (
-        "Sends in batches of 10 and deletes from the DLQ only the messages whose send SQS accepted; refused "
-        "and capped ones stay on the DLQ and are listed. Messages that do not match are released at once. "
-        "Exit status: 0 when every matching message moved (a dry run: would move); 1 when one was refused, "
-        "capped or left behind, or on an AWS error; 2 for bad options or when --native is not supported."
-    )
-    _add_common(sub, verb="replay")
-    sub.add_argument("--dry-run", action="store_true", help="report what would move; change nothing")
-    sub.add_argument(
-        "--rate",
-        type=aws.positive(float),
-        metavar="N",
-        help="at most N messages per second (default: no limit)",
-    )
-    sub.add_argument(
-        "--max-replays",
-        type=_count,
-        default=DEFAULT_MAX_REPLAYS,
-        metavar="N",
-        help=f"leave messages already replayed N times on the DLQ (default {DEFAULT_MAX_REPLAYS})",
-    )
-    sub.add_argument("--force", action="store_true", help="replay even messages that reached --max-replays")
-    sub.add_argument(
-        "--native",
-        action="store_true",
-        help="let SQS move the whole queue (StartMessageMoveTask); no filters, --max or --dry-run, and "
-        "replay-count is neither incremented nor checked",
-    )
-    sub.set_defaults(dlq_run=_run_replay)
-
-    text = "Delete DLQ messages after a confirmation, archiving each one to a JSON Lines file first."
-    sub = actions.add_parser("purge", help=text, description=text)
-    sub.epilog = (
-        "An archive line holds MessageId, Body, MessageAttributes and Attributes; lines are appended and "
-        "fsynced before their messages are deleted. Exit status: 0 when every matching message was purged; "
-        "1 when one could not be, or on an AWS or archive error; 2 for bad options or when not confirmed."
-    )
-    _add_common(sub, verb="purge")
-    sub.add_argument(
-        "-y", "--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)"
-    )
-    where = sub.add_mutually_exclusive_group()
-    where.add_argument(
-        "--archive",
-        type=Path,
-        metavar="FILE",
-        help="append the purged messages to FILE (default: dlq-archive-<UTC timestamp>.jsonl here)",
-    )
-    where.add_argument(
-        "--no-archive", action="store_true", help="no archive: purged messages are gone for good"
-    )
-    sub.add_argument("--dry-run", action="store_true", help="report what would be purged; change nothing")
-    sub.add_argument(
-        "--rate",
-        type=aws.positive(float),
-        metavar="N",
-        help="at most N deletes per second (default: no limit)",
-    )
-    sub.set_defaults(dlq_run=_run_purge)
+    names = (Output.DLQ_URL, Output.DLQ_ARN, Output.QUEUE_URL, Output.QUEUE_ARN)
+    outputs = read_outputs(aws.client(args, "cloudformation"), args.stack_name, required=names)
+    return Queues(outputs.dlq_url, outputs.dlq_arn, outputs.queue_url, outputs.queue_arn)
 
 
 def filters_from(args: argparse.Namespace) -> Filters:
@@ -430,7 +99,7 @@ def filters_from(args: argparse.Namespace) -> Filters:
 
 
 def run(args: argparse.Namespace) -> int:
-    action: Callable[[argparse.Namespace], int] | None = getattr(args, "dlq_run", None)
+    action = _ACTIONS.get(getattr(args, "dlq_action", None) or "")
     if action is None:
         args.dlq_parser.print_help(sys.stderr)
         return 2
@@ -438,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         return action(args)
     except DlqError as exc:
         return _fail(args.dlq_action, str(exc), exc.code)
-    except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
+    except (StackNotFound, ClientError, BotoCoreError) as exc:
         return _fail(args.dlq_action, str(exc), 1)
 
 
@@ -484,13 +153,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
         report.released += scanner.close()
         report.release_failures = list(scanner.release_failures)
     if code != 1:
-        _show(args, report.to_json(args.visibility), render_inspect(report, args.visibility))
+        _show(args, report.to_json(args.visibility), render.render_inspect(report, args.visibility))
     return code
 
 
 def _stops_on_ctrl_c(scanner: Scanner, action: str) -> CtrlCStops:
     """Ctrl-C stops ``scanner``'s command between AWS calls, never inside a receive (see
-    :mod:`dlq_replayer.interrupts`); what it holds is then released by the caller's ``close``."""
+    :mod:`toolkit.interrupts`); what it holds is then released by the caller's ``close``."""
     if scanner.stop is None:
         scanner.stop = threading.Event()
     return CtrlCStops(scanner.stop, f"imgproc dlq {action}: stopping after the call in flight")
@@ -536,7 +205,7 @@ def _execute(
         report.released += scanner.close()
         report.release_failures = list(scanner.release_failures)
         report.arrived_during_run = scanner.late
-    _show(args, report.to_json(args.visibility), render_move(report, args.visibility))
+    _show(args, report.to_json(args.visibility), render.render_move(report, args.visibility))
     if report.interrupted:
         return INTERRUPTED
     return 0 if report.ok else 1
@@ -670,3 +339,10 @@ def _run_purge(args: argparse.Namespace) -> int:
         moves.purge(sqs, scanner, report, archive=archive, limiter=limiter, now=now, progress=progress)
 
     return _execute(args, report, scanner, work, after=archive.close if archive else lambda: None)
+
+
+_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "inspect": _run_inspect,
+    "replay": _run_replay,
+    "purge": _run_purge,
+}

@@ -20,11 +20,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlq_replayer import interrupts, messages
 from dlq_replayer.scan import Depth, Filters, Scanner, rounds_until, scan_warnings
-from dlq_replayer.throughput import SQS_BATCH, Progress, RateLimiter, send_batch
-from imgproc import aws
 from processor.dead_letter import ERROR_CLASS, ERROR_MESSAGE, FAILED_AT, ORIGINAL_MESSAGE_ID, REPLAY_COUNT
+from toolkit import aws, dead_letters, interrupts
+from toolkit.throughput import SQS_BATCH, Progress, RateLimiter, send_batch
 
 DETAIL_LIMIT = 50  # messages listed by id per kind (refused, capped, ...); the counts are always exact
 DRY_RUN_SAMPLES = 10
@@ -49,7 +48,7 @@ class Listing:
     def add(self, message: Mapping[str, Any], reason: str, now: datetime) -> None:
         self.count += 1
         if len(self.items) < DETAIL_LIMIT:
-            summary = messages.summary(message, now)
+            summary = dead_letters.summary(message, now)
             self.items.append(
                 {
                     "message_id": summary["message_id"],
@@ -110,9 +109,9 @@ class MoveReport:
 
     def moved_one(self, message: Mapping[str, Any], now: datetime) -> None:
         self.moved += 1
-        self.moved_by_error_class[messages.error_class(message)] += 1
+        self.moved_by_error_class[dead_letters.error_class(message)] += 1
         if self.dry_run and len(self.samples) < DRY_RUN_SAMPLES:
-            self.samples.append(messages.summary(message, now))
+            self.samples.append(dead_letters.summary(message, now))
 
     def warnings(self, visibility: int) -> list[str]:
         return scan_warnings(self.depth, self.release_failures, visibility)
@@ -173,7 +172,7 @@ def _select(
 ) -> tuple[list[Message], list[Message]]:
     """Split a round into (selected, to release now); counts scanned, matched, skipped and capped.
 
-    ``taken``, when given, holds the failure ids (:func:`messages.failure_id`) selected so far in this
+    ``taken``, when given, holds the failure ids (:func:`dead_letters.failure_id`) selected so far in this
     run: a message of a failure already taken is neither selected nor released (it stays held until
     the scan ends and is counted as ``repeated``), so one run never sends one failure twice.
     """
@@ -182,7 +181,7 @@ def _select(
         if report.limit is not None and report.matched >= report.limit:
             release.append(message)  # beyond --max: not looked at
             continue
-        if taken is not None and messages.failure_id(message) in taken:
+        if taken is not None and dead_letters.failure_id(message) in taken:
             report.repeated += 1  # not scanned: the run's own output, or a copy of what it took
             continue
         report.scanned += 1
@@ -192,13 +191,13 @@ def _select(
             release.append(message)
             continue
         report.matched += 1
-        count = messages.replay_count(message)
+        count = dead_letters.replay_count(message)
         if report.max_replays is not None and count >= report.max_replays:
             report.capped.add(message, f"replay-count {count} >= --max-replays {report.max_replays}", now)
             release.append(message)
             continue
         if taken is not None:
-            taken.add(messages.failure_id(message))
+            taken.add(dead_letters.failure_id(message))
         selected.append(message)
     return selected, release
 
@@ -254,9 +253,15 @@ def replay_entry(message: Mapping[str, Any]) -> dict[str, Any]:
         if name in FAILURE_ATTRIBUTES:
             continue
         attributes[name] = _sendable(value)
-    attributes[REPLAY_COUNT] = {"DataType": "Number", "StringValue": str(messages.replay_count(message) + 1)}
+    attributes[REPLAY_COUNT] = {
+        "DataType": "Number",
+        "StringValue": str(dead_letters.replay_count(message) + 1),
+    }
     if ORIGINAL_MESSAGE_ID not in attributes and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
-        attributes[ORIGINAL_MESSAGE_ID] = {"DataType": "String", "StringValue": messages.failure_id(message)}
+        attributes[ORIGINAL_MESSAGE_ID] = {
+            "DataType": "String",
+            "StringValue": dead_letters.failure_id(message),
+        }
     entry: dict[str, Any] = {"MessageBody": message["Body"], "MessageAttributes": attributes}
     trace = (message.get("Attributes") or {}).get("AWSTraceHeader")
     if trace:

@@ -21,7 +21,6 @@ nothing else counts as empty, so that a steady stream of new failures cannot kee
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,38 +31,17 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlq_replayer import interrupts, messages
-from dlq_replayer.throughput import SQS_BATCH
+from toolkit import dead_letters, interrupts, queues
+from toolkit.durations import format_duration
+from toolkit.throughput import SQS_BATCH
 
 MAX_VISIBILITY = 43200  # SQS limit, seconds
 # The HTTP Date header has whole seconds: a run that started at 12:00:00.900 reads 12:00:00. Messages
 # sent within that second count as present at the start; the run's own output among them is still
-# recognised by its failure id (:func:`messages.failure_id`).
+# recognised by its failure id (:func:`dead_letters.failure_id`).
 DATE_RESOLUTION_MS = 1000
 WAIT_SECONDS = 1  # long poll: an empty answer then means no visible message, not an unlucky sample
 EMPTY_POLLS = 2  # consecutive empty receives that end a scan
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``30s``, ``15m``, ``2h``, ``1.5d`` or ``1h30m``; ValueError for anything else."""
-    compact = text.strip().lower()
-    if not compact or _DURATION.sub("", compact):
-        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h, 1d or 1h30m")
-    return float(sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(compact)))
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact spelling of a whole number of seconds: ``2h``, ``1h30m``, ``45s``."""
-    rest = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, rest = divmod(rest, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
 
 
 @dataclass(frozen=True)
@@ -79,19 +57,13 @@ class Depth:
 
 
 def queue_depth(sqs: Any, url: str) -> Depth:
-    response = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "MessageRetentionPeriod",
-        ],
+    attributes, response = queues.read_attributes(
+        sqs, url, queues.VISIBLE, queues.IN_FLIGHT, queues.RETENTION
     )
-    attributes = response["Attributes"]
-    retention = attributes.get("MessageRetentionPeriod")
+    retention = attributes.get(queues.RETENTION)
     return Depth(
-        int(attributes.get("ApproximateNumberOfMessages", 0)),
-        int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        queues.count(attributes, queues.VISIBLE),
+        queues.count(attributes, queues.IN_FLIGHT),
         int(retention) if retention else None,
         _cutoff_ms(response),
     )
@@ -129,7 +101,7 @@ class Filters:
 
     Within one option the values are alternatives (any error class given, any key prefix given); the
     options combine (error class and key prefix and age). A key-prefix filter looks at the S3 keys in
-    the body (:func:`messages.source_keys`), so a message naming no key never matches one. Ages
+    the body (:func:`dead_letters.source_keys`), so a message naming no key never matches one. Ages
     count from ``SentTimestamp``; a message without one never matches an age filter.
     """
 
@@ -145,14 +117,14 @@ class Filters:
     def matches(self, message: Mapping[str, Any], now: datetime) -> bool:
         if self.error_classes:
             wanted = {c.lower() for c in self.error_classes}
-            if messages.error_class(message).lower() not in wanted:
+            if dead_letters.error_class(message).lower() not in wanted:
                 return False
         if self.key_prefixes:
-            keys = messages.source_keys(str(message.get("Body", "")))
+            keys = dead_letters.source_keys(str(message.get("Body", "")))
             if not any(key.startswith(self.key_prefixes) for key in keys):
                 return False
         if self.older_than is not None or self.newer_than is not None:
-            age = messages.age_seconds(message, now)
+            age = dead_letters.age_seconds(message, now)
             if age is None:
                 return False
             if self.older_than is not None and age < self.older_than:
@@ -215,17 +187,17 @@ class Scanner:
         empty = 0
         while empty < self.empty_polls:
             interrupts.check(self.stop)
-            batch = self.receive(batch_size() if batch_size else messages.MAX_RECEIVE)
+            batch = self.receive(batch_size() if batch_size else dead_letters.MAX_RECEIVE)
             empty = 0 if batch is not None else empty + 1
             if batch:
                 yield batch
 
-    def receive(self, max_messages: int = messages.MAX_RECEIVE) -> list[dict[str, Any]] | None:
+    def receive(self, max_messages: int = dead_letters.MAX_RECEIVE) -> list[dict[str, Any]] | None:
         """One receive: the messages new to this scan (maybe none), or None when SQS gave nothing
         (or nothing but late arrivals)."""
         received = self.sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=max(1, min(max_messages, messages.MAX_RECEIVE)),
+            MaxNumberOfMessages=max(1, min(max_messages, dead_letters.MAX_RECEIVE)),
             VisibilityTimeout=self.visibility,
             WaitTimeSeconds=self.wait_seconds,
             MessageSystemAttributeNames=["All"],
@@ -249,7 +221,7 @@ class Scanner:
         return None if late == len(received) else fresh
 
     def _arrived_late(self, message: Mapping[str, Any]) -> bool:
-        sent = messages.sent_timestamp_ms(message)
+        sent = dead_letters.sent_timestamp_ms(message)
         return self.sent_before_ms is not None and sent is not None and sent > self.sent_before_ms
 
     def deleted(self, batch: Iterable[Mapping[str, Any]]) -> None:
@@ -300,8 +272,8 @@ def rounds_until(
 
     def batch_size() -> int:
         if limit is None or not all_match:
-            return messages.MAX_RECEIVE
-        return min(messages.MAX_RECEIVE, limit - matched())
+            return dead_letters.MAX_RECEIVE
+        return min(dead_letters.MAX_RECEIVE, limit - matched())
 
     for batch in scanner.rounds(batch_size):
         yield batch

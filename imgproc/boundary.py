@@ -6,15 +6,14 @@ mistypes an endpoint, runs without credentials or presses Ctrl-C learns what hap
 scripts get an exit status that says whose fault it was:
 
 - 0: done; 1: the environment is wrong or AWS refused (no stack, no credentials, endpoint down, a
-  tool that failed); 2: the command was used wrongly (options, files, parameters); 130: interrupted.
+  tool that failed, an extra the command needs not installed); 2: the command was used wrongly
+  (options, files, parameters); 130: interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,7 +31,8 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from imgproc.aws import StackNotFound
+from imgproc.extras import COMMAND_EXTRAS, MissingExtra, extra_providing, require
+from toolkit.errors import StackNotFound, UsageError, one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_STATUS_HELP = (
@@ -40,26 +40,6 @@ EXIT_STATUS_HELP = (
     "endpoint unreachable); 2 bad options or input; 130 interrupted."
 )
 DEBUG_VARIABLE = "IMGPROC_DEBUG"  # set to 1: let unexpected errors through with their traceback
-MAX_MESSAGE = 300  # characters of an error message shown (an HTML error page can be much longer)
-
-
-class UsageError(Exception):
-    """The command cannot run as asked (options, input files, template parameters): exit status 2.
-
-    Not a ValueError on purpose: code that catches ValueError for its own parsing must not turn a
-    usage error into a runtime failure.
-    """
-
-
-def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` as one readable line: an HTML page (moto answers some errors with one) reduced to its
-    title, other tags dropped, whitespace collapsed, clipped to ``limit`` characters."""
-    if "<" in text and ">" in text:
-        text = re.sub(r"<title>(.*?)</title>.*", r"\1", text, flags=re.S | re.I)
-        text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
-        text = html.unescape(re.sub(r"<[^>]+>", " ", text))
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def aws_error_message(exc: ClientError) -> str:
@@ -77,8 +57,10 @@ def describe(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - one bran
     """The one-line message and the exit status for an error that reached the boundary."""
     if isinstance(exc, UsageError):
         return one_line(str(exc)), EXIT_USAGE
-    if isinstance(exc, StackNotFound):
+    if isinstance(exc, StackNotFound | MissingExtra):
         return one_line(str(exc)), EXIT_FAILED
+    if isinstance(exc, ModuleNotFoundError) and extra_providing(exc.name):
+        return str(MissingExtra(str(extra_providing(exc.name)))), EXIT_FAILED
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return (
             "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
@@ -125,15 +107,17 @@ def _short(command: list[object]) -> list[str]:
 
 def run_command(name: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """``run(args)``'s exit status, or, for an error it let through, one line on stderr and the status
-    :func:`describe` gives it."""
+    :func:`describe` gives it. A command that needs an extra (:mod:`imgproc.extras`) checks it first."""
     try:
+        if name in COMMAND_EXTRAS:
+            require(COMMAND_EXTRAS[name])
         return int(run(args))
     except KeyboardInterrupt:
         fresh_line = "\n" if sys.stderr.isatty() else ""  # after the terminal's ^C
         print(f"{fresh_line}imgproc {name}: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        if os.environ.get(DEBUG_VARIABLE) and not isinstance(exc, UsageError | StackNotFound):
+        if os.environ.get(DEBUG_VARIABLE) and not isinstance(exc, UsageError | StackNotFound | MissingExtra):
             raise
         message, code = describe(exc)
         print(f"imgproc {name}: {message}", file=sys.stderr, flush=True)

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from dlq_replayer import backfill, dlq
+import backfill
+from dlq_replayer import arguments as dlq_arguments
+from dlq_replayer import dlq
 from imgproc import boundary, dashboard, demo, deploy, invoke, local, package, status
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -48,7 +50,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "dlq": (
         "Inspect, replay or purge the dead-letter queue.",
-        dlq.add_arguments,
+        dlq_arguments.add_arguments,
         dlq.run,
     ),
     "backfill": (

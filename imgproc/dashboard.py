@@ -25,10 +25,13 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from imgproc import aws, local, status, template
+from imgproc import local, status, template
 from observability.dashboards import drawing, html_page, local_logs, local_metrics, local_view
 from observability.dashboards.local_board import Dashboard, Source, StackView, header_lines
 from observability.dashboards.local_panels import AlarmPanel, QueueSnapshot
+from toolkit import aws
+from toolkit.errors import StackNotFound
+from toolkit.stack import Output, read_outputs
 
 DEFAULT_OUTPUT = Path("imgproc-dashboard.png")
 DEFAULT_WINDOW = "1h"
@@ -71,14 +74,14 @@ def read_stack(args: argparse.Namespace) -> StackView:
         return view
     try:
         cfn = aws.client(args, "cloudformation")
-        outputs = aws.stack_outputs(cfn, args.stack_name)
+        outputs = read_outputs(cfn, args.stack_name)
         stack = cfn.describe_stacks(StackName=args.stack_name)["Stacks"][0]
         view.parameters.update(
             {p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in stack.get("Parameters") or []}
         )
-        view.function_name = outputs.get("FunctionName") or None
+        view.function_name = outputs.get(Output.FUNCTION_NAME)
         snapshot = status.collect(args)
-    except aws.StackNotFound as exc:
+    except StackNotFound as exc:
         view.problem = str(exc)
         return view
     except (ClientError, BotoCoreError) as exc:

@@ -19,12 +19,13 @@ from typing import Any
 
 from PIL import Image
 
-from dlq_replayer import messages
-from imgproc import aws, local, samples
-from imgproc.function import load_function
+from imgproc import local, samples
 from processor import catalog, markers, storage
 from processor.config import Config
 from processor.renditions import plan_renditions
+from toolkit import dead_letters, queues
+from toolkit.function import load_function
+from toolkit.options import positive
 
 # `imgproc demo --with-extras`: the optional features on (-p overrides still win).
 EXTRAS_PARAMETERS = {
@@ -86,18 +87,18 @@ def demonstrate(runtime: local.LocalRuntime, *, timeout: float, with_extras: boo
     queue is subscribed to the topic before anything is uploaded).
     """
     s3, sqs = runtime.client("s3"), runtime.client("sqs")
-    out = runtime.outputs
-    config = Config.from_env(load_function(runtime.client("lambda"), out["FunctionName"]).environment)
-    report = DemoReport(runtime.endpoint_url, dict(out), with_extras=with_extras)
+    out = runtime.stack
+    config = Config.from_env(load_function(runtime.client("lambda"), out.function_name).environment)
+    report = DemoReport(runtime.endpoint_url, dict(out.values), with_extras=with_extras)
     inbox = _subscribe_inbox(runtime, config) if with_extras else None
     uploads: dict[str, tuple[samples.Sample, str]] = {}
     for sample in samples.demo_samples():
         key = f"{config.source_prefix}demo/{sample.name}"
         etag = markers.strip_quotes(
-            s3.put_object(Bucket=out["SourceBucketName"], Key=key, Body=sample.data)["ETag"]
+            s3.put_object(Bucket=out.source_bucket, Key=key, Body=sample.data)["ETag"]
         )
         uploads[key] = (sample, etag)
-        local.progress(f"uploaded s3://{out['SourceBucketName']}/{key} ({len(sample.data):,} bytes)")
+        local.progress(f"uploaded s3://{out.source_bucket}/{key} ({len(sample.data):,} bytes)")
     expected = {
         key: expected_renditions(config, key)
         for key, (sample, _) in uploads.items()
@@ -105,29 +106,27 @@ def demonstrate(runtime: local.LocalRuntime, *, timeout: float, with_extras: boo
     }
 
     def current(key: str, etag: str) -> bool:
-        metadata = storage.head_metadata(s3, out["DestinationBucketName"], key) or {}
+        metadata = storage.head_metadata(s3, out.destination_bucket, key) or {}
         return metadata.get(markers.SOURCE_ETAG) == etag
 
     def rendered() -> bool:
         return all(current(r, uploads[key][1]) for key, keys in expected.items() for r in keys)
 
     def dead_lettered() -> bool:
-        depth = sqs.get_queue_attributes(
-            QueueUrl=out["DeadLetterQueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]["ApproximateNumberOfMessages"]
-        return int(depth) >= sum(1 for sample, _ in uploads.values() if sample.error_class)
+        dead = sum(1 for sample, _ in uploads.values() if sample.error_class)
+        return queues.visible_messages(sqs, out.dlq_url) >= dead
 
     report.ok = wait_for(rendered, timeout, "renditions") & wait_for(dead_lettered, timeout, "the DLQ entry")
     for key, keys in expected.items():
         for rendition in keys:
-            found = storage.get_rendition(s3, out["DestinationBucketName"], rendition)
+            found = storage.get_rendition(s3, out.destination_bucket, rendition)
             if found is None:
                 report.renditions.append(Rendition(key, rendition))
                 report.ok = False
                 continue
             width, height = Image.open(io.BytesIO(found)).size
             report.renditions.append(Rendition(key, rendition, width, height, len(found)))
-    report.ok &= _dead_letters(report, sqs, out["DeadLetterQueueUrl"], uploads)
+    report.ok &= _dead_letters(report, sqs, out.dlq_url, uploads)
     if with_extras:
         report.ok &= _extras(report, runtime, config, inbox=inbox, uploads=uploads, timeout=timeout)
     runtime.update_totals()
@@ -140,10 +139,10 @@ def _dead_letters(
 ) -> bool:
     """The DLQ entries (read without consuming them); True when each poison sample has its class."""
     found = {}
-    for message in messages.peek(sqs, dlq_url):
-        keys, error_class = messages.source_keys(message["Body"]), messages.error_class(message)
+    for message in dead_letters.peek(sqs, dlq_url):
+        keys, error_class = dead_letters.source_keys(message["Body"]), dead_letters.error_class(message)
         found.update(dict.fromkeys(keys, error_class))
-        reason = messages.attribute(message, messages.ERROR_MESSAGE) or ""
+        reason = dead_letters.attribute(message, dead_letters.ERROR_MESSAGE) or ""
         report.dead_letters.append({"keys": keys, "error_class": error_class, "error_message": reason})
     return all(
         found.get(key) == sample.error_class for key, (sample, _) in uploads.items() if sample.error_class
@@ -157,7 +156,7 @@ def _subscribe_inbox(runtime: local.LocalRuntime, config: Config) -> str | None:
         return None
     sqs = runtime.client("sqs")
     url = sqs.create_queue(QueueName="imgproc-demo-notifications")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = queues.queue_arn(sqs, url)
     runtime.client("sns").subscribe(
         TopicArn=config.notify_topic_arn,
         Protocol="sqs",
@@ -299,7 +298,7 @@ def _render_extras(report: DemoReport) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     local.add_common_arguments(parser)
     parser.add_argument(
-        "--timeout", type=aws.positive(float), default=120, help="seconds to wait for results (default 120)"
+        "--timeout", type=positive(float), default=120, help="seconds to wait for results (default 120)"
     )
     parser.add_argument("--keep", action="store_true", help="keep running after the demo, like `imgproc up`")
     parser.add_argument(

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgproc import aws, package, template
+from imgproc import package, template
 from imgproc.boundary import UsageError
+from toolkit import aws
+from toolkit.errors import StackNotFound
+from toolkit.stack import stack_outputs
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 _DONE_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
@@ -146,7 +149,7 @@ def deploy_stack(
             reason = change_set.get("StatusReason", "")
             if any(marker in reason for marker in _NO_CHANGES):
                 cfn.delete_change_set(StackName=stack_name, ChangeSetName=name)
-                return DeployResult(stack_name, "unchanged", aws.stack_outputs(cfn, stack_name))
+                return DeployResult(stack_name, "unchanged", stack_outputs(cfn, stack_name))
             raise DeployError(f"change set {name} failed: {reason}")
         for change in change_set.get("Changes", []):
             rc = change.get("ResourceChange", {})
@@ -160,13 +163,13 @@ def deploy_stack(
                 cfn.update_stack(**common, Capabilities=CAPABILITIES)
         except cfn.exceptions.ClientError as exc:
             if any(marker in str(exc) for marker in _NO_CHANGES):
-                return DeployResult(stack_name, "unchanged", aws.stack_outputs(cfn, stack_name))
+                return DeployResult(stack_name, "unchanged", stack_outputs(cfn, stack_name))
             raise
 
     final = _wait_stack(cfn, stack_name, started, poll_seconds, progress)
     if final not in _DONE_OK:
         raise DeployError(f"stack {stack_name} ended in {final}; see the events above")
-    return DeployResult(stack_name, "created" if creating else "updated", aws.stack_outputs(cfn, stack_name))
+    return DeployResult(stack_name, "created" if creating else "updated", stack_outputs(cfn, stack_name))
 
 
 def _parameters(
@@ -290,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
             result = local_stack.deploy_embedded(request, progress)
         else:
             result = deploy(request, progress)
-    except (OSError, ValueError, DeployError, package.PackagingError, aws.StackNotFound) as exc:
+    except (OSError, ValueError, DeployError, package.PackagingError, StackNotFound) as exc:
         print(f"imgproc deploy: {exc}", file=sys.stderr)
         return 1
     if args.json:

@@ -9,35 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from imgproc.lambda_context import LocalContext
 from processor.config import variable_names
+from toolkit.function import FunctionConfig
 
 if TYPE_CHECKING:
     from processor.batch import BatchResult
-
-
-@dataclass(frozen=True)
-class FunctionConfig:
-    name: str
-    arn: str
-    timeout_seconds: int
-    memory_mb: int
-    environment: dict[str, str]
-
-
-def load_function(lam: Any, name: str) -> FunctionConfig:
-    """The deployed function's configuration (``lambda:GetFunctionConfiguration``)."""
-    conf = lam.get_function_configuration(FunctionName=name)
-    return FunctionConfig(
-        name=conf["FunctionName"],
-        arn=conf["FunctionArn"],
-        timeout_seconds=int(conf.get("Timeout", 3)),
-        memory_mb=int(conf.get("MemorySize", 128)),
-        environment={k: str(v) for k, v in (conf.get("Environment") or {}).get("Variables", {}).items()},
-    )
 
 
 def apply_environment(function: FunctionConfig, *, endpoint_url: str | None, region: str) -> None:

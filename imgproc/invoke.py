@@ -28,10 +28,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from imgproc import aws, function
+from imgproc import function
 from imgproc.boundary import UsageError
 from processor.errors import InvalidEvent
 from processor.events import ObjectRef, parse_body, parse_sqs_event
+from toolkit import aws
+from toolkit.function import FunctionConfig, load_function
+from toolkit.stack import Output, read_outputs
 
 
 class _CurrentStderr:
@@ -92,12 +95,12 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def find_function(args: argparse.Namespace) -> function.FunctionConfig:
-    """The deployed function named by the stack's ``FunctionName`` output (:class:`aws.StackNotFound`
-    and AWS errors go to the error boundary: exit status 1)."""
+def find_function(args: argparse.Namespace) -> FunctionConfig:
+    """The deployed function named by the stack's ``FunctionName`` output (``StackNotFound`` and AWS
+    errors go to the error boundary: exit status 1)."""
     cfn = aws.client(args, "cloudformation")
-    outputs = aws.stack_outputs(cfn, args.stack_name, required=("FunctionName",))
-    return function.load_function(aws.client(args, "lambda"), outputs["FunctionName"])
+    outputs = read_outputs(cfn, args.stack_name, required=(Output.FUNCTION_NAME,))
+    return load_function(aws.client(args, "lambda"), outputs.function_name)
 
 
 def created_refs(event: dict[str, Any]) -> list[ObjectRef]:

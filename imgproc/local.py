@@ -20,8 +20,11 @@ from typing import Any
 
 import boto3
 
-from imgproc import aws, deploy, embedded, faults, local_stack, poller
+from imgproc import deploy, embedded, faults, local_stack, poller
 from imgproc import workers as workers_
+from toolkit import aws
+from toolkit.options import positive
+from toolkit.stack import StackOutputs
 
 STATE_DIR = Path(".imgproc")
 COUNTERS = (
@@ -64,6 +67,11 @@ class LocalRuntime:
         self.outputs: dict[str, str] = {}
         self.endpoint_url = ""
         self.totals = dict.fromkeys(COUNTERS, 0)
+
+    @property
+    def stack(self) -> StackOutputs:
+        """The deployed stack's outputs, typed."""
+        return StackOutputs(self._stack_name, self.outputs)
 
     def start(self) -> LocalRuntime:
         aws.use_local_credentials()
@@ -250,8 +258,8 @@ def running_doc(runtime: LocalRuntime, log_dir: Path) -> dict[str, Any]:
 
 
 def print_banner(runtime: LocalRuntime, log_dir: Path) -> None:
-    endpoint, out = runtime.endpoint_url, runtime.outputs
-    source, dest = out["SourceBucketName"], out["DestinationBucketName"]
+    endpoint, out = runtime.endpoint_url, runtime.stack
+    source, dest = out.source_bucket, out.destination_bucket
     print(
         f"""
 imgproc is running on the embedded AWS. In another shell:
@@ -261,8 +269,8 @@ imgproc is running on the embedded AWS. In another shell:
 
   source bucket       {source}
   destination bucket  {dest}
-  ingest queue        {out["QueueUrl"]}
-  dead-letter queue   {out["DeadLetterQueueUrl"]}
+  ingest queue        {out.queue_url}
+  dead-letter queue   {out.dlq_url}
 
   aws --endpoint-url {endpoint} s3 cp photo.jpg s3://{source}/original/photo.jpg
   aws --endpoint-url {endpoint} s3 ls --recursive s3://{dest}/
@@ -313,7 +321,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"port of the embedded AWS (default {embedded.DEFAULT_PORT}, a free one if taken; 0: any free)",
     )
     parser.add_argument(
-        "--workers", type=aws.positive(int), default=2, help="poller worker processes (default 2)"
+        "--workers", type=positive(int), default=2, help="poller worker processes (default 2)"
     )
     parser.add_argument("--stack-name", default="imgproc", help="stack to deploy (default imgproc)")
     parser.add_argument(

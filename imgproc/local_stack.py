@@ -14,8 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from imgproc import aws, deploy, package, template
+from imgproc import deploy, package, template
 from imgproc.boundary import UsageError
+from toolkit import aws, queues
 
 # The local runtime drives the handler itself (imgproc.poller) and has no CloudFront.
 LOCAL_OVERRIDES = {"EnableCloudFront": "false", "EventSourceMappingEnabled": "false"}
@@ -122,9 +123,7 @@ def stack_resolver(
         kind = types[logical_id]
         if kind == "AWS::SQS::Queue" and attribute == "Arn":
             url = physical[logical_id]
-            return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
+            return queues.queue_arn(sqs, url)
         if kind == "AWS::S3::Bucket" and attribute == "Arn":
             return f"arn:aws:s3:::{physical[logical_id]}"
         raise NotImplementedError(f"Fn::GetAtt {logical_id}.{attribute} ({kind}) is not resolved locally")

@@ -22,7 +22,8 @@ from typing import Any
 
 import boto3
 
-from imgproc import function
+from toolkit.function import FunctionConfig, load_function
+from toolkit.stack import StackOutputs
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,22 @@ class Mapping:
     queue_arn: str
     batch_size: int
     window_seconds: float
-    function: function.FunctionConfig
+    function: FunctionConfig
 
 
 def load_mapping(endpoint_url: str, region: str, outputs: dict[str, str], lam: Any = None) -> Mapping:
-    """Read the mapping and the function configuration from the deployed stack (two cheap calls:
-    the local runtime reads them every few seconds to notice a redeploy)."""
+    """Read the mapping and the function configuration from the deployed stack's ``outputs`` (two cheap
+    calls: the local runtime reads them every few seconds to notice a redeploy)."""
     lam = lam or boto3.client("lambda", endpoint_url=endpoint_url, region_name=region)
-    fn = function.load_function(lam, outputs["FunctionName"])
-    mappings = lam.list_event_source_mappings(FunctionName=outputs["FunctionName"])["EventSourceMappings"]
-    mapping = next(m for m in mappings if m["EventSourceArn"] == outputs["QueueArn"])
+    stack = StackOutputs("local", outputs)
+    fn = load_function(lam, stack.function_name)
+    mappings = lam.list_event_source_mappings(FunctionName=stack.function_name)["EventSourceMappings"]
+    mapping = next(m for m in mappings if m["EventSourceArn"] == stack.queue_arn)
     return Mapping(
         endpoint_url=endpoint_url,
         region=region,
-        queue_url=outputs["QueueUrl"],
-        queue_arn=outputs["QueueArn"],
+        queue_url=stack.queue_url,
+        queue_arn=stack.queue_arn,
         batch_size=int(mapping.get("BatchSize", 10)),
         window_seconds=float(mapping.get("MaximumBatchingWindowInSeconds", 0)),
         function=fn,

@@ -21,12 +21,17 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlq_replayer import messages
-from imgproc import aws, boundary
-from imgproc.tables import clip, format_age, table
+from imgproc import boundary
+from toolkit import aws, dead_letters
+from toolkit.durations import format_age
+from toolkit.errors import StackNotFound
+from toolkit.options import positive
+from toolkit.queues import queue_counts
+from toolkit.stack import Output, read_outputs
+from toolkit.tables import clip, table
 
 RECENT_FAILURES = 5
-PEEK = messages.MAX_RECEIVE
+PEEK = dead_letters.MAX_RECEIVE
 AGE_METRIC_WINDOW = timedelta(minutes=5)
 _CLEAR_SCREEN = "\x1b[H\x1b[2J"
 _MESSAGE_WIDTH = 60
@@ -68,23 +73,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def queue_counts(sqs: Any, url: str) -> tuple[int, int, int]:
-    """(visible, in flight, delayed) of the queue at ``url``."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return (
-        int(attributes.get("ApproximateNumberOfMessages", 0)),
-        int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-        int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
-    )
-
-
 def oldest_age_metric(cloudwatch: Any, queue_name: str, now: datetime) -> float | None:
     """The latest ``ApproximateAgeOfOldestMessage`` Maximum of the last 5 minutes, or None without one."""
     datapoints = cloudwatch.get_metric_statistics(
@@ -103,29 +91,27 @@ def oldest_age_metric(cloudwatch: Any, queue_name: str, now: datetime) -> float 
 
 def collect(args: argparse.Namespace) -> Status:
     """Everything `status` shows, read from the stack at ``args``' endpoint."""
-    outputs = aws.stack_outputs(
+    outputs = read_outputs(
         aws.client(args, "cloudformation"),
         args.stack_name,
-        required=("QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn"),
+        required=(Output.QUEUE_URL, Output.QUEUE_ARN, Output.DLQ_URL, Output.DLQ_ARN),
     )
     sqs = aws.client(args, "sqs")
     now = _now()
     warnings = []
 
-    ingest = QueueStatus(
-        outputs["QueueArn"].rsplit(":", 1)[-1], outputs["QueueUrl"], *queue_counts(sqs, outputs["QueueUrl"])
-    )
+    ingest = QueueStatus(outputs.queue_name, outputs.queue_url, *queue_counts(sqs, outputs.queue_url))
     try:
         ingest.oldest_age_seconds = oldest_age_metric(aws.client(args, "cloudwatch"), ingest.name, now)
     except (ClientError, BotoCoreError) as exc:  # e.g. not allowed cloudwatch:GetMetricStatistics
         warnings.append(f"oldest ingest message age unknown: CloudWatch said {exc}")
 
-    dlq_url = outputs["DeadLetterQueueUrl"]
-    dlq = QueueStatus(outputs["DeadLetterQueueArn"].rsplit(":", 1)[-1], dlq_url, *queue_counts(sqs, dlq_url))
-    peeked = messages.peek(sqs, dlq_url, PEEK, expected=dlq.visible)
-    ages = [a for a in (messages.age_seconds(m, now) for m in peeked) if a is not None]
+    dlq_url = outputs.dlq_url
+    dlq = QueueStatus(outputs.dlq_name, dlq_url, *queue_counts(sqs, dlq_url))
+    peeked = dead_letters.peek(sqs, dlq_url, PEEK, expected=dlq.visible)
+    ages = [a for a in (dead_letters.age_seconds(m, now) for m in peeked) if a is not None]
     dlq.oldest_age_seconds = round(max(ages), 3) if ages else None
-    failures = [messages.summary(m, now) for m in messages.newest_first(peeked)[:RECENT_FAILURES]]
+    failures = [dead_letters.summary(m, now) for m in dead_letters.newest_first(peeked)[:RECENT_FAILURES]]
     return Status(
         stack=args.stack_name,
         region=args.region,
@@ -194,7 +180,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     aws.add_arguments(parser)
     parser.add_argument(
         "--watch",
-        type=aws.positive(float),
+        type=positive(float),
         metavar="SECONDS",
         help="refresh every SECONDS until Ctrl-C (with --json: one object per line)",
     )
@@ -206,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         while True:
             try:
                 status = collect(args)
-            except (aws.StackNotFound, ClientError, BotoCoreError) as exc:
+            except (StackNotFound, ClientError, BotoCoreError) as exc:
                 # Caught here rather than by the error boundary: --watch carries on after a failure.
                 print(f"imgproc status: {boundary.describe(exc)[0]}", file=sys.stderr, flush=True)
                 if first or args.watch is None:

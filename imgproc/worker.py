@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from imgproc import poller
-from imgproc.function import FunctionConfig
 from observability.outcomes import Outcome
+from toolkit.function import FunctionConfig
 
 if TYPE_CHECKING:
     from processor.batch import BatchResult
@@ -118,7 +118,8 @@ def _serve(
 ) -> int:
     import boto3  # noqa: PLC0415 - after the signal set-up: importing takes a while
 
-    from imgproc import aws, faults, function  # noqa: PLC0415
+    from imgproc import faults, function  # noqa: PLC0415
+    from toolkit import aws  # noqa: PLC0415
 
     function.apply_environment(mapping.function, endpoint_url=mapping.endpoint_url, region=mapping.region)
     aws.use_local_credentials()

@@ -21,11 +21,11 @@ import pytest
 import structlog
 from moto import mock_aws
 
-from imgproc import aws as imgproc_aws
 from imgproc import deploy
 from observability import logs
 from processor import handler
 from processor.config import Config
+from toolkit import aws as imgproc_aws
 
 REGION = "us-east-1"
 SOURCE_BUCKET = "imgproc-source"
@@ -122,7 +122,7 @@ def tiny_zip() -> bytes:
 
 
 def hook_sqs(monkeypatch: pytest.MonkeyPatch, event: str, callback: Callable[..., Any]) -> None:
-    """Register ``callback`` for ``event`` on every SQS client the CLI builds (``imgproc.aws.client``)."""
+    """Register ``callback`` for ``event`` on every SQS client the CLI builds (``toolkit.aws.client``)."""
     build = imgproc_aws.client
 
     def client(args: Any, service: str) -> Any:

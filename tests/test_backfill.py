@@ -29,12 +29,13 @@ import imagegen
 import pytest
 from conftest import REGION, hook_sqs
 
-from dlq_replayer import backfill
-from dlq_replayer.throughput import Backpressure
+import backfill
 from imgproc import cli, function, poller, status
 from processor import markers
 from processor.config import Config
 from processor.events import BACKFILL_MARKER, parse_body
+from toolkit.function import load_function
+from toolkit.throughput import Backpressure
 
 # moto's CloudFormation skips the template's policies (imgproc.local_stack applies them for `up`).
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
@@ -129,7 +130,7 @@ def run_handler(sqs: Any, stack: dict[str, str], capsys: pytest.CaptureFixture[s
     fail. Returns the handler's log lines (its EMF metric lines left out)."""
     messages = receive_all(sqs, stack["QueueUrl"])
     lam = boto3.client("lambda", region_name=REGION)
-    fn = function.load_function(lam, stack["FunctionName"])
+    fn = load_function(lam, stack["FunctionName"])
     function.apply_environment(fn, endpoint_url=None, region=REGION)
     capsys.readouterr()
     event = poller.lambda_event(messages, stack["QueueArn"], REGION)
@@ -537,7 +538,7 @@ def test_max_backlog_keeps_the_backfill_a_bounded_distance_ahead_of_the_function
     keys = [f"original/m/k{i:03d}.jpg" for i in range(95)]
     put_tiny(s3, stack["SourceBucketName"], keys)
     url = stack["QueueUrl"]
-    fn = function.load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
+    fn = load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
     target = backfill.Target(
         bucket=stack["SourceBucketName"], queue_url=url, region=REGION, config=Config.from_env(fn.environment)
     )

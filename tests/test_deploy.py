@@ -201,7 +201,7 @@ def test_deploy_to_the_embedded_aws_refuses_what_cannot_work_there(
 
 
 def test_local_endpoints_are_recognised() -> None:
-    from imgproc.aws import is_local_endpoint
+    from toolkit.aws import is_local_endpoint
 
     assert is_local_endpoint("http://127.0.0.1:4566")
     assert is_local_endpoint("http://localhost:5000")
@@ -214,7 +214,7 @@ def test_the_embedded_aws_needs_no_credentials_from_the_shell(
 ) -> None:
     from argparse import Namespace
 
-    from imgproc.aws import client
+    from toolkit.aws import client
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)

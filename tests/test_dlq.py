@@ -22,7 +22,7 @@ from conftest import REGION, eventually, hook_sqs, s3_body, s3_record
 from dlqkit import Stack, run_dlq, run_json
 from moto import mock_aws
 
-from dlq_replayer import census, dlq, messages, moves, scan
+from dlq_replayer import census, dlq, moves
 from imgproc import cli, local, poller
 from observability import logs
 from processor import dead_letter
@@ -30,6 +30,7 @@ from processor.batch import process_batch
 from processor.config import Config
 from processor.errors import CorruptImage, NotAnImage
 from processor.events import SqsMessage, parse_sqs_event
+from toolkit import dead_letters, durations
 
 # moto's CloudFormation skips the template's policies (imgproc.local_stack applies them for `up`).
 pytestmark = [
@@ -40,8 +41,8 @@ pytestmark = [
 
 def sent_times(stack: Stack) -> list[datetime]:
     """The DLQ messages' SentTimestamps, oldest first (read the way `status` peeks)."""
-    found = messages.peek(stack.sqs, stack.dlq, expected=10, attempts=10)
-    return sorted(t for t in (messages.sent_at(m) for m in found) if t is not None)
+    found = dead_letters.peek(stack.sqs, stack.dlq, expected=10, attempts=10)
+    return sorted(t for t in (dead_letters.sent_at(m) for m in found) if t is not None)
 
 
 def set_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
@@ -49,7 +50,7 @@ def set_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
 
 
 def keys_of(found: dict[str, dict[str, Any]]) -> list[str]:
-    return sorted(k for m in found.values() for k in messages.source_keys(m["Body"]))
+    return sorted(k for m in found.values() for k in dead_letters.source_keys(m["Body"]))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -643,7 +644,7 @@ def test_purge_default_archive_and_dry_run(
     assert code == 0
     assert out.splitlines()[-1] == "purged 1 (NotAnImage 1); 1 archived to dlq-archive-20261127T120000Z.jsonl"
     (line,) = archive_lines(here / "dlq-archive-20261127T120000Z.jsonl")
-    assert messages.source_keys(line["Body"]) == ["original/b.jpg"]
+    assert dead_letters.source_keys(line["Body"]) == ["original/b.jpg"]
     assert stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)}
 
 
@@ -705,13 +706,13 @@ def test_an_empty_age_window_exits_2(stack: Stack, capsys: pytest.CaptureFixture
     [("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("1.5h", 5400)],
 )
 def test_durations(text: str, seconds: float) -> None:
-    assert scan.parse_duration(text) == seconds
+    assert durations.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "2", "h", "2x", "2h and", "-1h"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
-        scan.parse_duration(text)
+        durations.parse_duration(text)
 
 
 def test_key_prefixes_and_age_buckets() -> None:
@@ -822,7 +823,7 @@ def _inspect_and_replay(rt: local.LocalRuntime) -> None:
     eventually(rendered)
     eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)})
     (left,) = stack.snapshot(stack.dlq).values()
-    assert messages.source_keys(left["Body"]) == ["original/e2e/always-fails.jpg"]
+    assert dead_letters.source_keys(left["Body"]) == ["original/e2e/always-fails.jpg"]
 
     # With the pipeline running, a replay of N always-failing messages moves exactly N: each one is
     # back on the DLQ within milliseconds, and the run leaves it there for the next run.

@@ -1,4 +1,4 @@
-"""dlq_replayer.messages: reading dead letters as SQS returns them (moto), and peeking without loss."""
+"""toolkit.dead_letters: reading dead letters as SQS returns them (moto), and peeking without loss."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from conftest import Aws, s3_body, s3_record
 
-from dlq_replayer import messages
 from processor import dead_letter
 from processor.errors import CorruptImage, NotAnImage
 from processor.events import SqsMessage
+from toolkit import dead_letters
 
 
 def receive_all(aws: Aws, url: str) -> list[dict[str, Any]]:
@@ -36,7 +36,7 @@ def count_receives(aws: Aws) -> Counter[str]:
 
 def test_the_attribute_names_are_the_ones_the_handler_writes() -> None:
     sent = dead_letter.attributes(SqsMessage("m", "{}", 1, 0), NotAnImage("x"))
-    assert set(messages.ATTRIBUTE_NAMES) == set(sent)
+    assert set(dead_letters.ATTRIBUTE_NAMES) == set(sent)
 
 
 def test_summary_of_a_message_the_handler_dead_lettered(aws: Aws) -> None:
@@ -47,11 +47,11 @@ def test_summary_of_a_message_the_handler_dead_lettered(aws: Aws) -> None:
         SqsMessage(message_id="orig-1", body=body, receive_count=1, replay_count=2),
         NotAnImage("not an image: looks like text/html"),
     )
-    (message,) = messages.peek(aws.sqs, aws.dlq_url)
+    (message,) = dead_letters.peek(aws.sqs, aws.dlq_url)
     sent = datetime.fromtimestamp(int(message["Attributes"]["SentTimestamp"]) / 1000, UTC)
     now = sent + timedelta(seconds=90, milliseconds=250)
 
-    summary = messages.summary(message, now)
+    summary = dead_letters.summary(message, now)
 
     assert summary == {
         "message_id": message["MessageId"],
@@ -64,18 +64,18 @@ def test_summary_of_a_message_the_handler_dead_lettered(aws: Aws) -> None:
         "replay_count": 2,
         "keys": ["original/cats/a b+c.jpg"],  # URL-decoded, as the handler reads them
     }
-    assert messages.error_class(message) == "NotAnImage"
-    assert messages.sent_at(message) == sent
-    assert messages.age_seconds(message, now) == 90.25
-    assert messages.age_seconds(message, sent - timedelta(seconds=5)) == 0.0  # clock skew: never negative
+    assert dead_letters.error_class(message) == "NotAnImage"
+    assert dead_letters.sent_at(message) == sent
+    assert dead_letters.age_seconds(message, now) == 90.25
+    assert dead_letters.age_seconds(message, sent - timedelta(seconds=5)) == 0.0  # clock skew: never negative
 
 
 def test_summary_of_a_message_sqs_redrove(aws: Aws) -> None:
     body = s3_body(s3_record("original/slow.png"), s3_record("original/slower.png"))
     aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=body)  # a redrive copies the body, nothing else
-    (message,) = messages.peek(aws.sqs, aws.dlq_url)
+    (message,) = dead_letters.peek(aws.sqs, aws.dlq_url)
 
-    summary = messages.summary(message)
+    summary = dead_letters.summary(message)
 
     assert summary["error_class"] == "RetriesExhausted"
     assert summary["error_message"] is None
@@ -83,20 +83,20 @@ def test_summary_of_a_message_sqs_redrove(aws: Aws) -> None:
     assert summary["original_message_id"] is None
     assert summary["replay_count"] == 0
     assert summary["keys"] == ["original/slow.png", "original/slower.png"]
-    assert messages.attribute(message, "error-class") is None
+    assert dead_letters.attribute(message, "error-class") is None
 
 
 def test_a_message_without_sent_timestamp_has_no_time() -> None:
     message = {"MessageId": "x", "Body": "not json"}
-    assert messages.sent_at(message) is None
-    assert messages.age_seconds(message) is None
-    summary = messages.summary(message)
+    assert dead_letters.sent_at(message) is None
+    assert dead_letters.age_seconds(message) is None
+    summary = dead_letters.summary(message)
     assert (summary["sent_at"], summary["age_seconds"], summary["keys"]) == (None, None, [])
 
 
 def test_a_replay_count_that_is_not_a_number_counts_as_0() -> None:
     message = {"MessageAttributes": {"replay-count": {"DataType": "Number", "StringValue": "many"}}}
-    assert messages.replay_count(message) == 0
+    assert dead_letters.replay_count(message) == 0
 
 
 def record(key: str, **changes: Any) -> dict[str, Any]:
@@ -138,19 +138,19 @@ def record(key: str, **changes: Any) -> dict[str, Any]:
     ],
 )
 def test_source_keys_tolerates_any_body(body: str, keys: list[str]) -> None:
-    assert messages.source_keys(body) == keys
+    assert dead_letters.source_keys(body) == keys
 
 
 def test_newest_first_orders_by_sent_time(aws: Aws) -> None:
     for key in ("original/1.jpg", "original/2.jpg", "original/3.jpg"):
         aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=s3_body(s3_record(key)))
         time.sleep(0.01)  # distinct SentTimestamps (milliseconds)
-    peeked = messages.peek(aws.sqs, aws.dlq_url)
+    peeked = dead_letters.peek(aws.sqs, aws.dlq_url)
     undated = {"MessageId": "undated", "Body": ""}
 
-    ordered = messages.newest_first([*peeked, undated])
+    ordered = dead_letters.newest_first([*peeked, undated])
 
-    assert [messages.source_keys(m.get("Body", "")) for m in ordered] == [
+    assert [dead_letters.source_keys(m.get("Body", "")) for m in ordered] == [
         ["original/3.jpg"],
         ["original/2.jpg"],
         ["original/1.jpg"],
@@ -163,7 +163,7 @@ def test_peek_leaves_every_message_visible_on_the_queue(aws: Aws) -> None:
     for i in range(12):
         aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=s3_body(s3_record(f"original/{i}.jpg")))
 
-    peeked = messages.peek(aws.sqs, aws.dlq_url, 10)
+    peeked = dead_letters.peek(aws.sqs, aws.dlq_url, 10)
 
     assert len(peeked) == 10
     assert len({m["MessageId"] for m in peeked}) == 10
@@ -181,21 +181,21 @@ def test_peek_leaves_every_message_visible_on_the_queue(aws: Aws) -> None:
 
 def test_peek_receives_only_as_much_as_it_needs(aws: Aws) -> None:
     calls = count_receives(aws)
-    assert messages.peek(aws.sqs, aws.dlq_url, expected=0) == []
+    assert dead_letters.peek(aws.sqs, aws.dlq_url, expected=0) == []
     assert calls["receive"] == 0  # an empty queue (by its attributes) is not received from at all
 
     for i in range(3):
         dead_letter.send(aws.sqs, aws.dlq_url, SqsMessage(f"m{i}", "{}", 1, 0), CorruptImage("truncated"))
-    assert len(messages.peek(aws.sqs, aws.dlq_url, expected=3)) == 3
+    assert len(dead_letters.peek(aws.sqs, aws.dlq_url, expected=3)) == 3
     assert calls["receive"] == 1  # had all it expected after one receive
 
-    assert len(messages.peek(aws.sqs, aws.dlq_url, 2)) == 2
+    assert len(dead_letters.peek(aws.sqs, aws.dlq_url, 2)) == 2
     assert calls["receive"] == 2
 
     # Without a depth to expect, it stops at the first receive that brings nothing new.
-    assert len(messages.peek(aws.sqs, aws.dlq_url)) == 3
+    assert len(dead_letters.peek(aws.sqs, aws.dlq_url)) == 3
     assert calls["receive"] == 4
 
 
 def test_peek_an_empty_queue(aws: Aws) -> None:
-    assert messages.peek(aws.sqs, aws.dlq_url, wait_seconds=0) == []
+    assert dead_letters.peek(aws.sqs, aws.dlq_url, wait_seconds=0) == []

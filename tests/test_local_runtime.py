@@ -19,7 +19,7 @@ import pytest
 from conftest import eventually
 
 from imgproc import cli, local, local_stack, poller, workers
-from imgproc.function import FunctionConfig
+from toolkit.function import FunctionConfig
 
 BIN = Path(sys.executable).parent
 

@@ -25,6 +25,8 @@ from PIL import Image
 from imgproc import cli, package
 
 LOCK_INPUT = package.PROJECT_ROOT / "requirements" / "function.in"
+# The project's own top-level packages (setup.cfg's packages.find).
+FIRST_PARTY = {p.name for p in package.PROJECT_ROOT.iterdir() if (p / "__init__.py").is_file()}
 ELF_MACHINE = {"x86_64": 0x3E, "aarch64": 0xB7}
 
 
@@ -134,17 +136,51 @@ def test_arm64_zip_holds_linux_aarch64_binaries_for_the_lambda_python(arm64_zip:
 def test_zip_holds_only_what_the_function_needs(arm64_zip: zipfile.ZipFile) -> None:
     tops = {name.split("/")[0] for name in arm64_zip.namelist()}
     assert {"processor", "observability", "PIL", "structlog", "aws_xray_sdk", "boto3", "botocore"} <= tops
-    assert not tops & {"imgproc", "dlq_replayer", "tests", "moto", "pytest", "benchmarks", "infra"}
+    assert not tops & {"imgproc", "dlq_replayer", "backfill", "toolkit", "tests", "moto", "pytest"}
+    assert not tops & {"benchmarks", "infra"}
     assert "processor/handler.py" in arm64_zip.namelist()
     assert "observability/metrics.py" in arm64_zip.namelist()
-    assert not [
-        n for n in arm64_zip.namelist() if n.startswith(tuple(f"{d}/" for d in package.NOT_IN_FUNCTION))
-    ]
+    first_party = {n for n in arm64_zip.namelist() if n.split("/")[0] in FIRST_PARTY}
+    allowed = {p.relative_to(package.PROJECT_ROOT).as_posix() for p in package.function_modules().values()}
+    assert first_party == allowed
     assert not [n for n in arm64_zip.namelist() if n.endswith(".pyc") or "__pycache__" in n]
     models = {
         n.split("/")[2] for n in arm64_zip.namelist() if n.startswith("botocore/data/") and n.count("/") > 2
     }
     assert models == set(package.BOTOCORE_SERVICES)
+
+
+def test_the_allow_list_is_the_handler_and_what_it_imports() -> None:
+    modules = package.function_modules()
+    assert {"processor.handler", "processor", "observability", "observability.metrics"} <= set(modules)
+    assert not [name for name in modules if name.startswith("observability.dashboards")]
+    assert {name.split(".")[0] for name in modules} == {"processor", "observability"}
+
+
+def test_the_function_code_imports_exactly_the_allow_list(tmp_path: Path) -> None:
+    """Imported with only the function's code and the dependencies on the path (no project, no editable
+    install), the handler loads every first-party module of the zip, and none from elsewhere."""
+    folder = tmp_path / "function"
+    copied = package.copy_function_code(folder)
+    dependencies = [p for p in sys.path if p.endswith("site-packages")]
+    script = (
+        "import json, sys; sys.path[:0] = [sys.argv[1]]; sys.path += json.loads(sys.argv[2]); "
+        "import processor.handler; "
+        "print(json.dumps({n: getattr(m, '__file__', None) for n, m in sys.modules.items()}))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script, str(folder), json.dumps(dependencies)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    loaded = json.loads(completed.stdout)
+    ours = {name: path for name, path in loaded.items() if name.split(".")[0] in FIRST_PARTY}
+    assert sorted(ours) == sorted(copied)
+    assert all(Path(path).is_relative_to(folder) for path in ours.values())
 
 
 def test_zip_bytes_do_not_depend_on_file_times(arm64_zip: zipfile.ZipFile, tmp_path: Path) -> None:

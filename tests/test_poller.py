@@ -10,10 +10,10 @@ import pytest
 from conftest import LAMBDA_SQS_RECORD_KEYS, Aws
 
 from imgproc import faults, poller
-from imgproc.function import FunctionConfig
 from imgproc.worker import outcome_counts
 from observability.outcomes import Outcome
 from processor.batch import BatchResult, MessageOutcome, MessageStatus, RecordReport
+from toolkit.function import FunctionConfig
 
 FUNCTION = FunctionConfig(
     name="fn",

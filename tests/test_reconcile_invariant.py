@@ -32,14 +32,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from moto import mock_aws
 
-from dlq_replayer import messages, moves, scan
-from dlq_replayer.throughput import Progress, RateLimiter
+from dlq_replayer import moves, scan
 from imgproc import poller
 from observability import logs
 from processor.batch import process_batch
 from processor.config import Config
 from processor.events import parse_sqs_event
 from processor.spec import Size
+from toolkit import dead_letters
+from toolkit.throughput import Progress, RateLimiter
 
 SOURCE, DEST = "inv-source", "inv-dest"
 KEYS = ("original/a.jpg", "original/b/c.png", "original/d")  # d: no extension, the pixels decide
@@ -281,8 +282,8 @@ class Pipeline(RuleBasedStateMachine):
                 break
             for m in batch:
                 handles.append(m["ReceiptHandle"])
-                for key in messages.source_keys(m["Body"]):
-                    found.setdefault(key, set()).add(messages.error_class(m))
+                for key in dead_letters.source_keys(m["Body"]):
+                    found.setdefault(key, set()).add(dead_letters.error_class(m))
         for handle in handles:
             self.sqs.change_message_visibility(QueueUrl=self.dlq, ReceiptHandle=handle, VisibilityTimeout=0)
         return found

@@ -21,13 +21,13 @@ import pytest
 from conftest import REGION, hook_sqs, s3_body, s3_record
 from dlqkit import Stack, run_json
 
-from dlq_replayer import messages
 from imgproc import poller
 from observability import logs
 from processor.batch import process_batch
 from processor.config import Config
 from processor.errors import NotAnImage
 from processor.events import parse_sqs_event
+from toolkit import dead_letters
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning"),
@@ -213,7 +213,7 @@ def test_a_purge_purges_what_was_there_and_says_what_arrived_meanwhile(
 
     assert (code, doc["moved"], doc["arrived_during_run"]) == (0, 2, 1)
     left = stack.snapshot(stack.dlq)
-    assert [messages.source_keys(m["Body"]) for m in left.values()] == [["original/late.jpg"]]
+    assert [dead_letters.source_keys(m["Body"]) for m in left.values()] == [["original/late.jpg"]]
 
 
 def test_ctrl_c_during_a_receive_leaves_nothing_hidden(

@@ -13,11 +13,11 @@ import pytest
 from conftest import REGION, s3_body, s3_record
 from moto import mock_aws
 
-from dlq_replayer import messages
 from imgproc import cli, status
 from processor import dead_letter
 from processor.errors import NotAnImage
 from processor.events import SqsMessage
+from toolkit import dead_letters
 
 # moto's CloudFormation skips the template's policies (imgproc.local_stack applies them for `up`).
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
@@ -47,7 +47,7 @@ def run_status(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str
 
 def sent_times(sqs: Any, url: str) -> dict[str, datetime]:
     """SentTimestamp of every message on the DLQ, by MessageId (a peek: they stay visible)."""
-    return {m["MessageId"]: messages.sent_at(m) for m in messages.peek(sqs, url)}
+    return {m["MessageId"]: dead_letters.sent_at(m) for m in dead_letters.peek(sqs, url)}
 
 
 def test_empty_queues(
@@ -114,7 +114,7 @@ def test_backlog_and_failures(
     sent = sent_times(sqs, dlq)
     (redriven_id,) = [mid for mid, at in sent.items() if at == min(sent.values())]
     (poison_id,) = set(sent) - {redriven_id}
-    (dead,) = [m for m in messages.peek(sqs, dlq) if m["MessageId"] == poison_id]
+    (dead,) = [m for m in dead_letters.peek(sqs, dlq) if m["MessageId"] == poison_id]
     failed_at = dead["MessageAttributes"]["failed-at"]["StringValue"]
     now = sent[redriven_id] + timedelta(minutes=2, seconds=5)
     set_clock(monkeypatch, now)

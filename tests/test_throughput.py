@@ -7,7 +7,8 @@ from typing import Any
 
 from conftest import Aws
 
-from dlq_replayer.throughput import Backpressure, Progress, RateLimiter, format_duration, send_batch
+from toolkit.durations import format_age
+from toolkit.throughput import Backpressure, Progress, RateLimiter, send_batch
 
 
 class FakeClock:
@@ -53,7 +54,7 @@ def test_progress_line_has_rate_and_eta_and_is_silent_off_a_terminal() -> None:
 
 
 def test_durations() -> None:
-    assert [format_duration(s) for s in (5, 75, 3725)] == ["5s", "1m15s", "1h02m"]
+    assert [format_age(s) for s in (5, 75, 3725)] == ["5s", "1m15s", "1h02m"]
 
 
 def queue_depth(aws: Aws) -> int:

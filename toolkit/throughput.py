@@ -18,6 +18,9 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError
 
+from toolkit.durations import format_age
+from toolkit.queues import visible_messages
+
 SQS_BATCH = 10  # SendMessageBatch / DeleteMessageBatch limit
 
 
@@ -80,10 +83,7 @@ class Backpressure:
         self._room = 0
 
     def _depth(self) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"])
+        return visible_messages(self.sqs, self.queue_url)
 
     def acquire(self, count: int, on_wait: Callable[[], None] | None = None) -> bool:
         """Wait until the queue has room, then take ``count`` of it. False: ``stop`` was set while
@@ -147,23 +147,12 @@ class Progress:
             text += f"/{self.total:,}"
         text += f" ({rate:,.1f}/s"
         if self.total is not None and rate > 0 and self.done < self.total:
-            text += f", ETA {format_duration((self.total - self.done) / rate)}"
+            text += f", ETA {format_age(round((self.total - self.done) / rate))}"
         return text + ")"
 
     def close(self) -> None:
         if self.live:
             print(f"\r{self.line()}", file=self.stream, flush=True)
-
-
-def format_duration(seconds: float) -> str:
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 @dataclass(frozen=True)

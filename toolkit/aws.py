@@ -1,26 +1,19 @@
-"""What every `imgproc` command shares: where AWS is, which stack, and reading its outputs."""
+"""Where AWS is, for every operator command: the --endpoint-url/--region/--stack-name/--json options
+and the boto3 clients they describe (the stack's outputs: :mod:`toolkit.stack`)."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import os
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config as BotoConfig
 
-T = TypeVar("T", int, float)
-
 DEFAULT_STACK = "imgproc"
 DEFAULT_REGION = "us-east-1"
-
-
-class StackNotFound(RuntimeError):
-    """The stack does not exist (or has no outputs yet) at this endpoint and region."""
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
@@ -55,21 +48,6 @@ def use_local_credentials() -> None:
         os.environ.setdefault(name.upper(), value)
 
 
-def positive(kind: Callable[[str], T]) -> Callable[[str], T]:
-    """An argparse ``type=`` accepting only positive finite numbers of ``kind`` (int or float)."""
-
-    def convert(raw: str) -> T:
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
-        if not 0 < value < math.inf:  # type: ignore[operator]
-            raise argparse.ArgumentTypeError("must be a positive number")
-        return value
-
-    return convert
-
-
 # Retries ride out throttling and 5xx; a short connect timeout makes an endpoint that is down or
 # unroutable fail in seconds (botocore waits 60 s per attempt by default) instead of minutes.
 CLIENT_CONFIG = BotoConfig(connect_timeout=5, retries={"mode": "standard", "max_attempts": 5})
@@ -102,19 +80,3 @@ def is_local_endpoint(endpoint_url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def stack_outputs(cfn: Any, stack_name: str, required: Sequence[str] = ()) -> dict[str, str]:
-    """The stack's outputs by name; :class:`StackNotFound` when there is no such stack, or when it
-    lacks one of the ``required`` outputs (a stack deployed from an older template)."""
-    try:
-        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
-    except cfn.exceptions.ClientError as exc:
-        if "does not exist" in str(exc):
-            raise StackNotFound(f"stack {stack_name!r} not found; deploy it with `imgproc deploy`") from None
-        raise
-    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs") or []}
-    missing = [name for name in required if not outputs.get(name)]
-    if missing:
-        raise StackNotFound(f"stack {stack_name!r} has no {', '.join(missing)} output(s); redeploy it")
-    return outputs

@@ -1,0 +1,165 @@
+"""The human output of `imgproc dlq inspect | replay | purge`: the summaries printed without ``--json``.
+
+What the reports hold is decided in :mod:`dlq_replayer.census` and :mod:`dlq_replayer.moves`; this
+module only lays them out (tables, clipped keys and messages, ages), so the command line
+(:mod:`dlq_replayer.dlq`) reads as options and exit codes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from dlq_replayer import census, moves
+from toolkit.durations import format_age
+from toolkit.tables import clip, table
+
+TOP_PREFIXES = 10  # key prefixes shown in the human output (--json has them all)
+
+
+def _keys_cell(keys: Sequence[str]) -> str:
+    if not keys:
+        return "-"
+    return clip(keys[0], 48) + (f" (+{len(keys) - 1})" if len(keys) > 1 else "")
+
+
+def _by_class(counts: Counter[str]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counts.most_common())
+
+
+def render_inspect(report: census.InspectReport, visibility: int) -> str:
+    depth = report.depth
+    lines = [f"DLQ {report.queue}: {depth.visible} visible, {depth.in_flight} in flight at start"]
+    read = f"read {report.scanned}"
+    if not report.filters.empty:
+        read += f", {report.matched} matching {report.filters.describe()}"
+    if report.stopped_at_max:
+        read += " (stopped at --max)"
+    if report.interrupted:
+        read += " (interrupted)"
+    if report.matched:
+        read += f" ({report.distinct_keys} distinct key{'' if report.distinct_keys == 1 else 's'})"
+    lines.append(f"{read}; released {report.released}")
+    if report.matched:
+        lines += _inspect_details(report)
+    lines += [f"warning: {w}" for w in report.warnings(visibility)]
+    return "\n".join(lines)
+
+
+def _inspect_details(report: census.InspectReport) -> list[str]:
+    lines = []
+    for label, summary in (("oldest", report.oldest), ("newest", report.newest)):
+        if summary is not None:
+            when = f"{summary['sent_at'][:19]}Z  {format_age(summary['age_seconds'])} ago"
+            line = f"{label}  {when}  {_keys_cell(summary['keys'])}"
+            if label == "oldest" and report.expires_in_seconds is not None:
+                line += f"  (SQS drops it in {format_age(report.expires_in_seconds)})"
+            lines.append(line)
+    prefixes = [(p or "(top level)", n) for p, n in report.by_key_prefix.most_common(TOP_PREFIXES)]
+    classes = [
+        [name, str(count), str(len(report.keys_by_error_class.get(name, ())))]
+        for name, count in report.by_error_class.most_common()
+    ]
+    lines.append("")
+    lines += table(["error class", "messages", "keys"], classes, right=(1, 2))
+    sections = [
+        ("key prefix", prefixes),
+        ("age", [(label, report.by_age[label]) for label in census.AGE_LABELS if report.by_age[label]]),
+        ("replay count", [(str(n), report.by_replay_count[n]) for n in sorted(report.by_replay_count)]),
+    ]
+    for title, rows in sections:
+        lines.append("")
+        lines += table([title, "messages"], [[name, str(count)] for name, count in rows], right=(1,))
+        if title == "key prefix" and len(report.by_key_prefix) > TOP_PREFIXES:
+            lines.append(f"... {len(report.by_key_prefix) - TOP_PREFIXES} more (--json lists them all)")
+    rows = [
+        [
+            s["error_class"],
+            _keys_cell(s["keys"]),
+            str(s["replay_count"]),
+            clip(s["error_message"] or "-", 60),
+        ]
+        for group in report.samples.values()
+        for s in group
+    ]
+    if rows:
+        lines += ["", "samples"]
+        headers = ["error class", "key", "replays", "error message"]
+        lines += ["  " + line for line in table(headers, rows, right=(2,))]
+    return lines
+
+
+def _listing(title: str, listing: moves.Listing) -> list[str]:
+    if not listing.count:
+        return []
+    lines = [f"{title}:"]
+    for item in listing.items:
+        cells = [item["message_id"], item["error_class"], _keys_cell(item["keys"]), clip(item["reason"], 80)]
+        lines.append("  " + "  ".join(cells))
+    if listing.count > len(listing.items):
+        lines.append(f"  ... and {listing.count - len(listing.items)} more")
+    return lines
+
+
+def render_move(report: moves.MoveReport, visibility: int) -> str:
+    verb = {"replay": "replayed", "purge": "purged"}[report.action]
+    if report.action == "replay":
+        head = f"replay {report.queue} -> {str(report.destination).rsplit('/', 1)[-1]}"
+    else:
+        head = f"purge {report.queue}, archive {report.archive or 'none'}"
+    scanned = f"scanned {report.scanned}: {report.matched} matched, {report.skipped} did not (released)"
+    if report.stopped_at_max:
+        scanned += f"; stopped at --max {report.limit}"
+    lines = [f"{head}; filters: {report.filters.describe()}", scanned]
+    moved = f"dry run: would have {verb} {report.moved}" if report.dry_run else f"{verb} {report.moved}"
+    if report.moved:
+        moved += f" ({_by_class(report.moved_by_error_class)})"
+    if report.refused.count:
+        moved += f", refused {report.refused.count}"
+    if report.capped.count:
+        moved += (
+            f", capped {report.capped.count} (replay-count >= {report.max_replays}; --force replays them)"
+        )
+    if report.archived:
+        moved += f"; {report.archived} archived to {report.archive}"
+    lines.append(moved)
+    if report.dry_run:
+        lines += _dry_run_samples(report)
+    lines += _listing("refused, still on the DLQ", report.refused)
+    lines += _listing("capped, still on the DLQ", report.capped)
+    lines += _listing(f"{verb} but not deleted, still on the DLQ (a duplicate, harmless)", report.not_deleted)
+    if report.repeated:
+        lines.append(
+            f"left {report.repeated} more cop{'y' if report.repeated == 1 else 'ies'} of failures replayed "
+            "in this run on the DLQ (one replay per failure and run)"
+        )
+    if report.arrived_during_run:
+        lines.append(
+            f"left {report.arrived_during_run} message(s) that arrived on the DLQ during the run "
+            f"(for the next run)"
+        )
+    if report.interrupted:
+        lines.append("interrupted: the summary covers what was done until then")
+    if report.error:
+        lines.append(f"stopped by an error: {report.error}")
+    lines += [f"warning: {w}" for w in report.warnings(visibility)]
+    return "\n".join(lines)
+
+
+def _dry_run_samples(report: moves.MoveReport) -> list[str]:
+    rows = [
+        [s["message_id"], s["error_class"], _keys_cell(s["keys"]), str(s["replay_count"])]
+        for s in report.samples
+    ]
+    lines = []
+    if rows:
+        lines += [
+            "  " + line for line in table(["message id", "error class", "key", "replays"], rows, right=(3,))
+        ]
+        if report.moved > len(rows):
+            lines.append(f"  ... and {report.moved - len(rows)} more")
+    return [*lines, "nothing was changed"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Options
