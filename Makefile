@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/function.txt
 UV := uv==0.13.9
 
-.PHONY: test lint unit bench demo up dashboard chaos clean lock
+.PHONY: test quick lint unit bench demo up dashboard chaos clean lock
 
 # The locked closure first, hash-checked and exactly as `imgproc package` puts it in the zip; then the
 # project and its dev tools, constrained by the lock so no tool moves a locked package.
@@ -32,8 +32,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports  # the package graph: the contracts in setup.cfg
 
-unit: $(STAMP)
-	$(BIN)/pytest
+unit: $(STAMP)  # the whole suite, on every core (pytest-xdist)
+	$(BIN)/pytest -n auto
+
+quick: $(STAMP)  # while you work: lint, then the tests that take milliseconds (no e2e, chaos or slow)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n auto -q -m "not e2e and not chaos and not slow"
 
 demo: $(STAMP)
 	$(BIN)/imgproc demo

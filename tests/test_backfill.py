@@ -259,6 +259,7 @@ def test_progress_line_counts_without_an_eta_and_stays_off_a_pipe(monkeypatch: p
 # --- against the stack ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_thousands_of_keys_since_and_suffix_with_dry_run(
     stack: dict[str, str], s3: Any, sqs: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -314,6 +315,7 @@ def test_thousands_of_keys_since_and_suffix_with_dry_run(
     assert depths(sqs, stack) == (0, 0)
 
 
+@pytest.mark.slow
 def test_resume_after_a_stop_and_an_interruption_covers_every_key_exactly_once(
     stack: dict[str, str], s3: Any, sqs: Any, capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:

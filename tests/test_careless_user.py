@@ -302,6 +302,7 @@ def imgproc(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_the_entry_point_exits_with_the_documented_statuses(live: str, dead: str, tmp_path: Path) -> None:
     result = imgproc("status", "--bogus")
     assert (result.returncode, result.stdout) == (2, "")
@@ -327,6 +328,7 @@ def test_the_entry_point_exits_with_the_documented_statuses(live: str, dead: str
     assert_one_line(result.stderr, "imgproc dlq inspect: ")
 
 
+@pytest.mark.slow
 def test_a_failing_pip_in_package_ends_in_one_line_of_ours(tmp_path: Path) -> None:
     """pip's output is kept out; its reason is in our one line (which requirement failed), no traceback."""
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}  # nothing to install from: pip fails

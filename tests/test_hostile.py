@@ -331,6 +331,7 @@ def _peak_rss(source: Path, mode: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_peak_memory_of_a_record_just_under_max_pixels_is_bounded(tmp_path: Path) -> None:
     """Rendering the largest image MAX_PIXELS admits stays within a fixed memory bound.
 

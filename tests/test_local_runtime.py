@@ -226,6 +226,7 @@ def test_a_configuration_change_is_described() -> None:
     assert workers.describe_change(mapping(), mapping()) == []
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_is_retried_then_given_up_with_the_reason(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
     (log_dir / "worker-0.jsonl").mkdir(parents=True)  # the worker cannot open its log: a start-up error

@@ -24,6 +24,8 @@ from PIL import Image
 
 from imgproc import cli, package
 
+pytestmark = pytest.mark.slow
+
 LOCK_INPUT = package.PROJECT_ROOT / "requirements" / "function.in"
 # The project's own top-level packages (setup.cfg's packages.find).
 FIRST_PARTY = {p.name for p in package.PROJECT_ROOT.iterdir() if (p / "__init__.py").is_file()}

@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import imagegen
+import pytest
 from conftest import REGION, s3_body, s3_record
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -41,6 +42,8 @@ from processor.events import parse_sqs_event
 from processor.spec import Size
 from toolkit import dead_letters
 from toolkit.throughput import Progress, RateLimiter
+
+pytestmark = pytest.mark.slow
 
 SOURCE, DEST = "inv-source", "inv-dest"
 KEYS = ("original/a.jpg", "original/b/c.png", "original/d")  # d: no extension, the pixels decide

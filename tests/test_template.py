@@ -165,6 +165,7 @@ def test_there_is_a_template() -> None:
     assert MAIN_TEMPLATE in TEMPLATES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: str(p.relative_to(TEMPLATE_DIR)))
 def test_cfn_lint_reports_no_errors_or_warnings(path: Path) -> None:
     # Ignores, if any, live in the template's Metadata (cfn-lint: config: ignore_checks) with a reason.
@@ -221,6 +222,7 @@ def checkov(tmp_path_factory: pytest.TempPathFactory) -> CheckovRun:
     return CheckovRun(scanned=scanned, report=report)
 
 
+@pytest.mark.slow
 def test_checkov_scanned_every_template(checkov: CheckovRun) -> None:
     summary = checkov.report["summary"]
     assert summary["parsing_errors"] == 0, checkov.report["results"].get("parsing_errors")
@@ -235,6 +237,7 @@ def test_checkov_scanned_every_template(checkov: CheckovRun) -> None:
     assert {path.resolve() for path in checkov.scanned} <= seen
 
 
+@pytest.mark.slow
 def test_checkov_reports_no_failed_checks(checkov: CheckovRun) -> None:
     failed = checkov.report["results"]["failed_checks"]
     assert not failed, "\n".join(f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in failed)

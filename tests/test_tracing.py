@@ -12,6 +12,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each scenario is an interpreter of its own
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SCENARIO = """
