@@ -20,7 +20,7 @@ from processor import markers
 from processor.config import Config, ConfigError
 from toolkit import aws
 from toolkit.durations import parse_duration
-from toolkit.errors import StackNotFound, UsageError
+from toolkit.errors import StackNotFound, UsageError, aws_message
 from toolkit.function import load_function
 from toolkit.interrupts import CtrlCStops
 from toolkit.options import add_rate, positive
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             summary.stopped = "interrupted"
         except (ClientError, BotoCoreError) as exc:
             summary = job.summary
-            summary.stopped, summary.error = "error", str(exc)
+            summary.stopped, summary.error = "error", aws_message(exc) or str(exc)
     _report(args, target, options, summary)
     if summary.stopped == "interrupted":
         return EXIT_INTERRUPTED

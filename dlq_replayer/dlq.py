@@ -33,7 +33,7 @@ from dlq_replayer import census, moves, render
 from dlq_replayer.scan import Depth, Filters, Scanner, queue_depth
 from toolkit import aws
 from toolkit.durations import format_duration
-from toolkit.errors import StackNotFound, one_line
+from toolkit.errors import StackNotFound, aws_message, one_line
 from toolkit.interrupts import CtrlCStops
 from toolkit.stack import Output, read_outputs
 from toolkit.throughput import Progress, RateLimiter
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     except DlqError as exc:
         return _fail(args.dlq_action, str(exc), exc.code)
     except (StackNotFound, ClientError, BotoCoreError) as exc:
-        return _fail(args.dlq_action, str(exc), 1)
+        return _fail(args.dlq_action, aws_message(exc) or str(exc), 1)
 
 
 def _fail(action: str, message: str, code: int) -> int:
@@ -147,7 +147,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         report.interrupted, code = True, INTERRUPTED
     except (ClientError, BotoCoreError) as exc:
-        code = _fail("inspect", str(exc), 1)
+        code = _fail("inspect", aws_message(exc) or str(exc), 1)
     finally:
         progress.close()
         report.released += scanner.close()
@@ -198,7 +198,7 @@ def _execute(
     except KeyboardInterrupt:
         report.interrupted = True
     except (ClientError, BotoCoreError, OSError) as exc:
-        report.error = str(exc)
+        report.error = aws_message(exc) or str(exc)
     finally:
         progress.close()
         after()

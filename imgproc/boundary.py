@@ -19,20 +19,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
-from botocore.parsers import ResponseParserError
+from botocore.exceptions import NoRegionError
 
 from imgproc.extras import COMMAND_EXTRAS, MissingExtra, extra_providing, require
-from toolkit.errors import StackNotFound, UsageError, one_line
+from toolkit.errors import StackNotFound, UsageError, aws_message, one_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_STATUS_HELP = (
@@ -40,17 +30,6 @@ EXIT_STATUS_HELP = (
     "endpoint unreachable); 2 bad options or input; 130 interrupted."
 )
 DEBUG_VARIABLE = "IMGPROC_DEBUG"  # set to 1: let unexpected errors through with their traceback
-
-
-def aws_error_message(exc: ClientError) -> str:
-    """``Code: Message`` of an AWS error response, without botocore's "An error occurred (...) when
-    calling the X operation" wrapping, HTML or line breaks."""
-    error = exc.response.get("Error", {})
-    code = error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-    message = one_line(str(error.get("Message") or ""))
-    operation = getattr(exc, "operation_name", "")
-    where = f" ({operation})" if operation else ""
-    return f"AWS refused{where}: {code}" + (f": {message}" if message else "")
 
 
 def describe(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - one branch per kind of failure
@@ -61,29 +40,11 @@ def describe(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - one bran
         return one_line(str(exc)), EXIT_FAILED
     if isinstance(exc, ModuleNotFoundError) and extra_providing(exc.name):
         return str(MissingExtra(str(extra_providing(exc.name)))), EXIT_FAILED
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return (
-            "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-            "(the embedded AWS of `imgproc up` needs none: pass its --endpoint-url)",
-            EXIT_FAILED,
-        )
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
-        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "")
-        return (
-            f"cannot reach {endpoint or 'the AWS endpoint'}: is it running (`imgproc up`), and are "
-            "--endpoint-url / AWS_ENDPOINT_URL right?",
-            EXIT_FAILED,
-        )
     if isinstance(exc, NoRegionError):
         return "no AWS region: pass --region or set AWS_REGION", EXIT_USAGE
-    if isinstance(exc, ReadTimeoutError):
-        return f"the AWS endpoint did not answer in time: {one_line(str(exc))}", EXIT_FAILED
-    if isinstance(exc, ResponseParserError):
-        return f"unreadable answer from the AWS endpoint: {one_line(str(exc), 160)}", EXIT_FAILED
-    if isinstance(exc, ClientError):
-        return aws_error_message(exc), EXIT_FAILED
-    if isinstance(exc, BotoCoreError):
-        return one_line(str(exc)), EXIT_FAILED
+    aws = aws_message(exc)
+    if aws is not None:
+        return aws, EXIT_FAILED
     if isinstance(exc, subprocess.CalledProcessError):
         command = exc.cmd if isinstance(exc.cmd, str) else " ".join(_short(exc.cmd))
         return f"`{command}` failed with exit status {exc.returncode} (its output is above)", EXIT_FAILED
