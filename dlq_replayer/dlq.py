@@ -31,7 +31,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlq_replayer import census, moves, render
 from dlq_replayer.scan import Depth, Filters, Scanner, queue_depth
+from processor.errors import PermanentError
 from toolkit import aws
+from toolkit.dead_letters import RETRIES_EXHAUSTED
 from toolkit.durations import format_duration
 from toolkit.errors import StackNotFound, aws_message, one_line
 from toolkit.interrupts import CtrlCStops
@@ -76,6 +78,10 @@ def find_queues(args: argparse.Namespace) -> Queues:
     return Queues(outputs.dlq_url, outputs.dlq_arn, outputs.queue_url, outputs.queue_arn)
 
 
+# What a DLQ message's error class can be: the handler's permanent classes, and SQS's own redrive.
+KNOWN_ERROR_CLASSES = (*sorted(c.__name__ for c in PermanentError.__subclasses__()), RETRIES_EXHAUSTED)
+
+
 def filters_from(args: argparse.Namespace) -> Filters:
     classes = tuple(c.strip() for raw in args.error_class for c in raw.split(",") if c.strip())
     filters = Filters(
@@ -84,6 +90,14 @@ def filters_from(args: argparse.Namespace) -> Filters:
         older_than=args.older_than,
         newer_than=args.newer_than,
     )
+    unknown = [c for c in classes if c.lower() not in {k.lower() for k in KNOWN_ERROR_CLASSES}]
+    if unknown:  # a typo would silently select nothing; a class of another version may still be real
+        print(
+            f"imgproc dlq {args.dlq_action}: warning: --error-class {', '.join(unknown)} is not a class "
+            f"this version writes ({', '.join(KNOWN_ERROR_CLASSES)}); only messages carrying it match",
+            file=sys.stderr,
+            flush=True,
+        )
     older, newer = filters.older_than, filters.newer_than
     if older is not None and newer is not None and older >= newer:
         raise DlqError(

@@ -842,3 +842,21 @@ def _inspect_and_replay(rt: local.LocalRuntime) -> None:
             return sorted(c for c in counts if c) == [count] * 3
 
         eventually(back_on_the_dlq, timeout=60)
+
+
+def test_an_unknown_error_class_is_warned_about_not_silently_matched_by_nothing(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.dead_letter("original/a.jpg", NotAnImage("x"))
+
+    code, out, err = run_dlq(capsys, "replay", "--error-class", "NotAnImgae", "--dry-run")
+
+    assert code == 0
+    assert err.splitlines() == [
+        "imgproc dlq replay: warning: --error-class NotAnImgae is not a class this version writes "
+        "(CorruptImage, ImageTooLarge, InvalidEvent, NotAnImage, UnsupportedImage, RetriesExhausted); "
+        "only messages carrying it match"
+    ]
+    assert "would have replayed 0" in out
+    code, _, err = run_dlq(capsys, "inspect", "--error-class", "notanimage,retriesexhausted")
+    assert (code, err) == (0, "")
