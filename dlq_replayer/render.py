@@ -101,6 +101,17 @@ def _listing(title: str, listing: moves.Listing) -> list[str]:
     return lines
 
 
+def _left_for_the_next_run(report: moves.MoveReport) -> list[str]:
+    """One line whatever the reason: the operator's question is what is still there, and why."""
+    why = []
+    if report.arrived_during_run:
+        why.append(f"{report.arrived_during_run} arrived during the run")
+    if report.repeated:
+        why.append(f"{report.repeated} repeat a failure this run already replayed (its replay failed again)")
+    left = report.arrived_during_run + report.repeated
+    return [f"left {left} message(s) on the DLQ for the next run: {'; '.join(why)}"] if left else []
+
+
 def render_move(report: moves.MoveReport, visibility: int) -> str:
     verb = {"replay": "replayed", "purge": "purged"}[report.action]
     if report.action == "replay":
@@ -128,16 +139,7 @@ def render_move(report: moves.MoveReport, visibility: int) -> str:
     lines += _listing("refused, still on the DLQ", report.refused)
     lines += _listing("capped, still on the DLQ", report.capped)
     lines += _listing(f"{verb} but not deleted, still on the DLQ (a duplicate, harmless)", report.not_deleted)
-    if report.repeated:
-        lines.append(
-            f"left {report.repeated} more cop{'y' if report.repeated == 1 else 'ies'} of failures replayed "
-            "in this run on the DLQ (one replay per failure and run)"
-        )
-    if report.arrived_during_run:
-        lines.append(
-            f"left {report.arrived_during_run} message(s) that arrived on the DLQ during the run "
-            f"(for the next run)"
-        )
+    lines += _left_for_the_next_run(report)
     if report.interrupted:
         lines.append("interrupted: the summary covers what was done until then")
     if report.error:

@@ -19,7 +19,7 @@ import boto3
 import imagegen
 import pytest
 from conftest import REGION, hook_sqs, s3_body, s3_record
-from dlqkit import Stack, run_json
+from dlqkit import Stack, run_dlq, run_json
 
 from imgproc import poller
 from observability import logs
@@ -257,3 +257,15 @@ def test_ctrl_c_cuts_a_wait_for_the_rate_short_and_sends_nothing_more(
     assert time.monotonic() - started < 5  # not the 10 s the rate would have waited
     assert (code, doc["interrupted"], doc["moved"], len(sends)) == (130, True, 10, 1)
     assert stack.counts() == {"ingest": (10, 0), "dlq": (20, 0)}  # the rest visible again at once
+
+
+def test_the_summary_says_in_one_line_what_was_left_for_the_next_run_and_why(
+    stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    poison(stack, pipeline, 2)
+
+    code, out, _ = run_dlq(capsys, "replay")
+
+    assert code == 0
+    (left,) = [line for line in out.splitlines() if line.startswith("left ")]
+    assert left.startswith("left 2 message(s) on the DLQ for the next run: ")
