@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backfill.job import FAILED_BATCHES_ABORT, Backfill, BackfillProgress, Options, Summary, Target, rate_text
+from backfill.job import FAILED_BATCHES_ABORT, Backfill, BackfillProgress, Options, Summary, Target
 from processor import markers
 from processor.config import Config, ConfigError
 from toolkit import aws
@@ -25,7 +25,7 @@ from toolkit.function import load_function
 from toolkit.interrupts import CtrlCStops
 from toolkit.options import add_rate, positive
 from toolkit.stack import Output, read_outputs
-from toolkit.throughput import RateLimiter
+from toolkit.throughput import RateLimiter, rate_text
 
 _AWS_OPTIONS = (("--stack-name", "stack_name"), ("--endpoint-url", "endpoint_url"), ("--region", "region"))
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

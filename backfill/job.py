@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
+from rich.progress import ProgressColumn, SpinnerColumn, TextColumn
+
 from backfill.records import message_body, s3_record
 from processor import markers, storage
 from processor.config import Config
 from processor.renditions import ignore_reason, plan_renditions
-from toolkit.throughput import SQS_BATCH, Backpressure, Progress, RateLimiter, send_batch
+from toolkit.throughput import SQS_BATCH, Backpressure, Progress, RateLimiter, rate_text, send_batch
 
 LIST_PAGE = 1000  # ListObjectsV2 maximum
 HEAD_THREADS = 8  # --skip-current: rendition HEADs in flight at once
@@ -69,23 +71,19 @@ class Summary:
     held_back_seconds: float = 0.0  # --max-backlog: time spent waiting for the queue to drain
 
 
-MIN_RATE_SECONDS = 0.5  # a rate over a shorter time says more about the clock than about the work
-
-
-def rate_text(count: int, seconds: float) -> str:
-    """`` (N/s)``, or nothing when ``seconds`` is too short for a rate to mean anything."""
-    if seconds < MIN_RATE_SECONDS:
-        return ""
-    rate = count / seconds
-    return f" ({rate:,.1f}/s)" if rate < 10 else f" ({rate:,.0f}/s)"
-
-
 @dataclass
 class BackfillProgress(Progress):
-    """Progress of a listing of unknown length: keys listed, enqueued, skipped; no ETA."""
+    """Progress of a listing of unknown length: keys listed, enqueued, skipped; no ETA. On a terminal
+    rich draws :meth:`line` behind a spinner."""
 
     summary: Summary = field(default_factory=Summary)
     backpressure: Backpressure | None = None
+
+    def columns(self) -> list[str | ProgressColumn]:
+        return [SpinnerColumn(), TextColumn("{task.fields[line]}")]
+
+    def fields(self) -> dict[str, Any]:
+        return {"line": self.line()}
 
     def line(self) -> str:
         elapsed = time.monotonic() - self._started

@@ -4,11 +4,12 @@ batch sends.
 `imgproc dlq replay`, `imgproc dlq purge` and `imgproc backfill` move thousands to millions of
 messages; these pieces keep them polite to SQS (``--rate``) and to the consumers (``--max-backlog``:
 never run further ahead of them than a bound), visible to the operator (count, rate, ETA on a
-terminal) and honest about partial failures (per-entry results of ``SendMessageBatch``).
+terminal, drawn by rich) and honest about partial failures (per-entry results of ``SendMessageBatch``).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -17,9 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError
+from rich.progress import (
+    BarColumn,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.text import Text
 
-from toolkit.durations import format_age
 from toolkit.queues import visible_messages
+from toolkit.terminal import console, is_terminal
 
 SQS_BATCH = 10  # SendMessageBatch / DeleteMessageBatch limit
 
@@ -112,12 +124,33 @@ class Backpressure:
         return True
 
 
+MIN_RATE_SECONDS = 0.5  # a rate over a shorter time says more about the clock than about the work
+
+
+def rate_text(count: int, seconds: float) -> str:
+    """`` (N/s)``, or nothing when ``seconds`` is too short for a rate to mean anything."""
+    if seconds < MIN_RATE_SECONDS:
+        return ""
+    rate = count / seconds
+    return f" ({rate:,.1f}/s)" if rate < 10 else f" ({rate:,.0f}/s)"
+
+
+class RateColumn(ProgressColumn):
+    """Items per second over the whole run so far (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(rate_text(int(task.completed), task.elapsed or 0.0).strip())
+
+
 @dataclass
 class Progress:
-    """A one-line progress report (done, rate, ETA) redrawn on a terminal; silent elsewhere.
+    """Progress of a long run, drawn by rich on a terminal (count, bar, rate, ETA); silent elsewhere,
+    where the caller prints a summary instead.
 
-    ``total`` may be unknown (None): then no ETA. Call :meth:`advance` as work completes and
-    :meth:`close` at the end.
+    ``total`` may be unknown (None): then no bar and no ETA. Call :meth:`advance` as work completes and
+    :meth:`close` at the end. Nothing runs in the background: the display is redrawn by
+    :meth:`advance`, at most every ``interval`` seconds. ``clock``: the time rich measures rate and
+    ETA with (a test's fake clock).
     """
 
     label: str
@@ -125,34 +158,57 @@ class Progress:
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     interval: float = 0.2
     done: int = 0
+    clock: Callable[[], float] = time.monotonic
     _started: float = field(default_factory=time.monotonic)
-    _drawn: float = 0.0
+    _drawn: float = -math.inf
+    _bar: RichProgress | None = None
+    _task: TaskID | None = None
+    _closed: bool = False
 
-    @property
-    def live(self) -> bool:
-        return bool(getattr(self.stream, "isatty", lambda: False)())
+    def columns(self) -> list[str | ProgressColumn]:
+        """What the terminal shows: label, count, bar, rate and time left."""
+        if self.total is None:
+            return [SpinnerColumn(), TextColumn("{task.description}: {task.completed:,}"), RateColumn()]
+        return [
+            TextColumn("{task.description}: {task.completed:,}/{task.total:,}"),
+            BarColumn(),
+            RateColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        ]
+
+    def __post_init__(self) -> None:
+        self._draw()  # on a terminal, from the start: the rate counts from here
+
+    def fields(self) -> dict[str, Any]:
+        """Fields of the task that :meth:`columns` may show (``{task.fields[name]}``)."""
+        return {}
+
+    def _draw(self, *, final: bool = False) -> None:
+        if self._closed or not (final or is_terminal(self.stream)):
+            return
+        if self._bar is None:
+            self._bar = RichProgress(
+                *self.columns(), console=console(self.stream), auto_refresh=False, get_time=self.clock
+            )
+            self._task = self._bar.add_task(self.label, total=self.total, **self.fields())
+            self._bar.start()
+        assert self._task is not None
+        self._bar.update(self._task, completed=self.done, refresh=True, **self.fields())
 
     def advance(self, count: int = 1) -> None:
         self.done += count
         now = time.monotonic()
-        if now - self._drawn >= self.interval and self.live:  # the clock first: isatty is a syscall
+        if now - self._drawn >= self.interval:  # the clock first: isatty is a syscall
             self._drawn = now
-            print(f"\r{self.line()}", end="", file=self.stream, flush=True)
-
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-9)
-        rate = self.done / elapsed
-        text = f"{self.label}: {self.done:,}"
-        if self.total is not None:
-            text += f"/{self.total:,}"
-        text += f" ({rate:,.1f}/s"
-        if self.total is not None and rate > 0 and self.done < self.total:
-            text += f", ETA {format_age(round((self.total - self.done) / rate))}"
-        return text + ")"
+            self._draw()
 
     def close(self) -> None:
-        if self.live:
-            print(f"\r{self.line()}", file=self.stream, flush=True)
+        """Draw the last state and leave it on the screen."""
+        if self._bar is not None:
+            self._draw(final=True)
+            self._bar.stop()
+        self._closed = True
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,102 @@
+"""The operator's terminal output (toolkit.terminal): rich on a terminal, today's plain lines elsewhere."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from backfill import BackfillProgress, Summary
+from toolkit.terminal import Table, is_terminal, plain, show
+from toolkit.throughput import Progress
+
+
+class Tty(io.StringIO):
+    """A captured stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def text(stream: io.StringIO) -> str:
+    """What a person sees: the escape sequences (colours, cursor moves) taken out."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_is_terminal_asks_the_stream() -> None:
+    assert is_terminal(Tty())
+    assert not is_terminal(io.StringIO())
+    assert not is_terminal(object())  # type: ignore[arg-type]  # no isatty at all
+    closed = io.StringIO()
+    closed.close()
+    assert not is_terminal(closed)
+
+
+def test_progress_on_a_terminal_shows_count_bar_rate_and_eta() -> None:
+    stream, clock = Tty(), Clock()
+    progress = Progress("dlq replay: scanned", total=100, stream=stream, interval=0, clock=clock)
+    for _ in range(4):
+        clock.now += 1.0
+        progress.advance(10)
+    progress.close()
+    shown = text(stream)
+    assert "dlq replay: scanned: 40/100" in shown
+    assert "(10/s)" in shown  # 40 in 4 s
+    assert "ETA 0:00:06" in shown  # 60 left at 10/s
+    assert "━" in shown  # the bar
+
+
+def test_progress_of_an_unknown_total_has_no_eta() -> None:
+    stream, clock = Tty(), Clock()
+    progress = Progress("dlq inspect: read", stream=stream, interval=0, clock=clock)
+    clock.now += 2.0
+    progress.advance(20)
+    progress.close()
+    shown = text(stream)
+    assert "dlq inspect: read: 20" in shown
+    assert "(10/s)" in shown
+    assert "ETA" not in shown
+
+
+def test_backfill_progress_on_a_terminal_draws_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")  # a terminal this wide (a narrower one crops the line)
+    summary = Summary(listed=1500, filtered=200, current=100, enqueued=1190, failed=10)
+    summary.last_key = "original/k01499.jpg"
+    stream = Tty()
+    progress = BackfillProgress("backfill", stream=stream, summary=summary, interval=0)
+    progress.advance(1500)
+    progress.close()
+    assert "backfill: listed 1,500, enqueued 1,190, skipped 300, failed 10; at original/k01499.jpg" in text(
+        stream
+    )
+
+
+TABLE = Table(["error class", "messages"], [["ImageDecodeError", "12"], ["[bold]x[/bold]", "3"]], right=(1,))
+
+
+def test_a_table_on_a_terminal_is_drawn_by_rich_with_its_rows() -> None:
+    stream = Tty()
+    show(["DLQ images-dlq", TABLE], stream)
+    lines = text(stream).splitlines()
+    assert lines[0] == "DLQ images-dlq"
+    assert re.match(r"error class\s+messages$", lines[1])
+    assert re.match(r"ImageDecodeError\s+12$", lines[2])
+    assert re.match(r"\[bold\]x\[/bold\]\s+3$", lines[3])  # printed as it is, never read as markup
+
+
+def test_off_a_terminal_a_table_is_the_plain_lines() -> None:
+    stream = io.StringIO()
+    show(["DLQ images-dlq", Table(["a", "n"], [["x", "1"]], indent=2)], stream)
+    assert stream.getvalue() == "DLQ images-dlq\n  a  n\n  x  1\n"
+    assert plain(["head", TABLE]) == "\n".join(
+        ["head", "error class       messages", "ImageDecodeError        12", "[bold]x[/bold]           3"]
+    )
