@@ -38,6 +38,7 @@ from toolkit.durations import format_duration
 from toolkit.errors import StackNotFound, aws_message, one_line
 from toolkit.interrupts import CtrlCStops
 from toolkit.stack import Output, read_outputs
+from toolkit.terminal import Block, show
 from toolkit.throughput import Progress, RateLimiter
 
 INTERRUPTED = 130  # exit status after Ctrl-C, as shells report it
@@ -130,8 +131,12 @@ def _fail(action: str, message: str, code: int) -> int:
     return code
 
 
-def _show(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
-    print(json.dumps(doc) if args.json else text, flush=True)
+def _show(args: argparse.Namespace, doc: dict[str, Any], human: list[Block]) -> None:
+    """``--json``: the document, as it always was; else the human summary (rich on a terminal)."""
+    if args.json:
+        print(json.dumps(doc), flush=True)
+    else:
+        show(human, sys.stdout)
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Filters, Any, Queues, Depth]:
@@ -281,7 +286,7 @@ def _run_native(args: argparse.Namespace) -> int:
         "applied, so poison messages come back to the DLQ"
     )
     speed = f"at most {int(rate)}/s" if rate else "rate chosen by SQS"
-    text = [
+    text: list[Block] = [
         f"started an SQS message move task: {queues.dlq_name} -> {queues.ingest_name} "
         f"({depth.visible} visible, {speed})",
         f"task handle: {handle}",
@@ -299,7 +304,7 @@ def _run_native(args: argparse.Namespace) -> int:
         "task_handle": handle,
         "warnings": [warning],
     }
-    _show(args, doc, "\n".join(text))
+    _show(args, doc, text)
     return 0
 
 

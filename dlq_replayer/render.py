@@ -2,7 +2,8 @@
 
 What the reports hold is decided in :mod:`dlq_replayer.census` and :mod:`dlq_replayer.moves`; this
 module only lays them out (tables, clipped keys and messages, ages), so the command line
-(:mod:`dlq_replayer.dlq`) reads as options and exit codes.
+(:mod:`dlq_replayer.dlq`) reads as options and exit codes. The layouts are lines and
+:class:`~toolkit.terminal.Table` objects: rich draws them on a terminal, plain text elsewhere.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 
 from dlq_replayer import census, moves
 from toolkit.durations import format_age
-from toolkit.tables import clip, table
+from toolkit.tables import clip
+from toolkit.terminal import Block, Table
 
 TOP_PREFIXES = 10  # key prefixes shown in the human output (--json has them all)
 
@@ -27,9 +29,11 @@ def _by_class(counts: Counter[str]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counts.most_common())
 
 
-def render_inspect(report: census.InspectReport, visibility: int) -> str:
+def render_inspect(report: census.InspectReport, visibility: int) -> list[Block]:
     depth = report.depth
-    lines = [f"DLQ {report.queue}: {depth.visible} visible, {depth.in_flight} in flight at start"]
+    lines: list[Block] = [
+        f"DLQ {report.queue}: {depth.visible} visible, {depth.in_flight} in flight at start"
+    ]
     read = f"read {report.scanned}"
     if not report.filters.empty:
         read += f", {report.matched} matching {report.filters.describe()}"
@@ -43,11 +47,11 @@ def render_inspect(report: census.InspectReport, visibility: int) -> str:
     if report.matched:
         lines += _inspect_details(report)
     lines += [f"warning: {w}" for w in report.warnings(visibility)]
-    return "\n".join(lines)
+    return lines
 
 
-def _inspect_details(report: census.InspectReport) -> list[str]:
-    lines = []
+def _inspect_details(report: census.InspectReport) -> list[Block]:
+    lines: list[Block] = []
     for label, summary in (("oldest", report.oldest), ("newest", report.newest)):
         if summary is not None:
             when = f"{summary['sent_at'][:19]}Z  {format_age(summary['age_seconds'])} ago"
@@ -61,7 +65,7 @@ def _inspect_details(report: census.InspectReport) -> list[str]:
         for name, count in report.by_error_class.most_common()
     ]
     lines.append("")
-    lines += table(["error class", "messages", "keys"], classes, right=(1, 2))
+    lines.append(Table(["error class", "messages", "keys"], classes, right=(1, 2)))
     sections = [
         ("key prefix", prefixes),
         ("age", [(label, report.by_age[label]) for label in census.AGE_LABELS if report.by_age[label]]),
@@ -69,7 +73,7 @@ def _inspect_details(report: census.InspectReport) -> list[str]:
     ]
     for title, rows in sections:
         lines.append("")
-        lines += table([title, "messages"], [[name, str(count)] for name, count in rows], right=(1,))
+        lines.append(Table([title, "messages"], [[name, str(count)] for name, count in rows], right=(1,)))
         if title == "key prefix" and len(report.by_key_prefix) > TOP_PREFIXES:
             lines.append(f"... {len(report.by_key_prefix) - TOP_PREFIXES} more (--json lists them all)")
     rows = [
@@ -85,7 +89,7 @@ def _inspect_details(report: census.InspectReport) -> list[str]:
     if rows:
         lines += ["", "samples"]
         headers = ["error class", "key", "replays", "error message"]
-        lines += ["  " + line for line in table(headers, rows, right=(2,))]
+        lines.append(Table(headers, rows, right=(2,), indent=2))
     return lines
 
 
@@ -112,7 +116,7 @@ def _left_for_the_next_run(report: moves.MoveReport) -> list[str]:
     return [f"left {left} message(s) on the DLQ for the next run: {'; '.join(why)}"] if left else []
 
 
-def render_move(report: moves.MoveReport, visibility: int) -> str:
+def render_move(report: moves.MoveReport, visibility: int) -> list[Block]:
     verb = {"replay": "replayed", "purge": "purged"}[report.action]
     if report.action == "replay":
         head = f"replay {report.queue} -> {str(report.destination).rsplit('/', 1)[-1]}"
@@ -121,7 +125,7 @@ def render_move(report: moves.MoveReport, visibility: int) -> str:
     scanned = f"scanned {report.scanned}: {report.matched} matched, {report.skipped} did not (released)"
     if report.stopped_at_max:
         scanned += f"; stopped at --max {report.limit}"
-    lines = [f"{head}; filters: {report.filters.describe()}", scanned]
+    lines: list[Block] = [f"{head}; filters: {report.filters.describe()}", scanned]
     moved = f"dry run: would have {verb} {report.moved}" if report.dry_run else f"{verb} {report.moved}"
     if report.moved:
         moved += f" ({_by_class(report.moved_by_error_class)})"
@@ -145,19 +149,17 @@ def render_move(report: moves.MoveReport, visibility: int) -> str:
     if report.error:
         lines.append(f"stopped by an error: {report.error}")
     lines += [f"warning: {w}" for w in report.warnings(visibility)]
-    return "\n".join(lines)
+    return lines
 
 
-def _dry_run_samples(report: moves.MoveReport) -> list[str]:
+def _dry_run_samples(report: moves.MoveReport) -> list[Block]:
     rows = [
         [s["message_id"], s["error_class"], _keys_cell(s["keys"]), str(s["replay_count"])]
         for s in report.samples
     ]
-    lines = []
+    lines: list[Block] = []
     if rows:
-        lines += [
-            "  " + line for line in table(["message id", "error class", "key", "replays"], rows, right=(3,))
-        ]
+        lines.append(Table(["message id", "error class", "key", "replays"], rows, right=(3,), indent=2))
         if report.moved > len(rows):
             lines.append(f"  ... and {report.moved - len(rows)} more")
     return [*lines, "nothing was changed"]

@@ -12,6 +12,7 @@ messages towards the DLQ. Peeking the DLQ, which has no redrive policy, only bum
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.live import Live
 
 from imgproc import boundary
 from toolkit import aws, dead_letters
@@ -28,12 +30,12 @@ from toolkit.errors import StackNotFound
 from toolkit.options import positive
 from toolkit.queues import queue_counts
 from toolkit.stack import Output, read_outputs
-from toolkit.tables import clip, table
+from toolkit.tables import clip
+from toolkit.terminal import Block, Table, group, live, show
 
 RECENT_FAILURES = 5
 PEEK = dead_letters.MAX_RECEIVE
 AGE_METRIC_WINDOW = timedelta(minutes=5)
-_CLEAR_SCREEN = "\x1b[H\x1b[2J"
 _MESSAGE_WIDTH = 60
 _KEYS_WIDTH = 40
 
@@ -124,14 +126,14 @@ def collect(args: argparse.Namespace) -> Status:
     )
 
 
-def render(status: Status) -> str:
-    """The human form: queue table, then recent failures."""
+def render(status: Status) -> list[Block]:
+    """The human form: queue table, then recent failures (drawn by rich on a terminal)."""
     dlq = status.dlq
     dlq_age = format_age(dlq.oldest_age_seconds)
     if dlq.oldest_age_seconds is not None and status.dlq_peeked < dlq.depth:
         dlq_age = f">={dlq_age} ({status.dlq_peeked} sampled)"
-    lines = [f"stack {status.stack} ({status.region}) at {status.checked_at}", ""]
-    lines += table(
+    lines: list[Block] = [f"stack {status.stack} ({status.region}) at {status.checked_at}", ""]
+    queues = Table(
         ["queue", "visible", "in flight", "delayed", "oldest"],
         [
             [
@@ -145,7 +147,7 @@ def render(status: Status) -> str:
         ],
         right=(1, 2, 3),
     )
-    lines.append("")
+    lines += [queues, ""]
     if not status.recent_failures:
         lines.append("recent failures: none" if dlq.depth == 0 else "recent failures: none visible right now")
     else:
@@ -166,8 +168,8 @@ def render(status: Status) -> str:
                     clip(failure["error_message"] or "-", _MESSAGE_WIDTH),
                 ]
             )
-        lines += ["  " + line for line in table(["failed at", "error class", "key", "error message"], rows)]
-    return "\n".join(lines)
+        lines.append(Table(["failed at", "error class", "key", "error message"], rows, indent=2))
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -187,31 +189,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # --watch on a terminal: one display redrawn in place; elsewhere (and with --json) one print a read.
+    display = live(sys.stdout) if args.watch is not None and not args.json else None
     first = True
-    try:
-        while True:
-            try:
-                status = collect(args)
-            except (StackNotFound, ClientError, BotoCoreError) as exc:
-                # Caught here rather than by the error boundary: --watch carries on after a failure.
-                print(f"imgproc status: {boundary.describe(exc)[0]}", file=sys.stderr, flush=True)
-                if first or args.watch is None:
-                    return 1
-            else:
-                _show(status, args)
-            first = False
-            if args.watch is None:
-                return 0
-            time.sleep(args.watch)
-    except KeyboardInterrupt:
-        return 0
+    with display or contextlib.nullcontext():
+        try:
+            while True:
+                try:
+                    status = collect(args)
+                except (StackNotFound, ClientError, BotoCoreError) as exc:
+                    # Caught here rather than by the error boundary: --watch carries on after a failure.
+                    print(f"imgproc status: {boundary.describe(exc)[0]}", file=sys.stderr, flush=True)
+                    if first or args.watch is None:
+                        return 1
+                else:
+                    _show(status, args, display)
+                first = False
+                if args.watch is None:
+                    return 0
+                time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return 0
 
 
-def _show(status: Status, args: argparse.Namespace) -> None:
+def _show(status: Status, args: argparse.Namespace, display: Live | None) -> None:
     for warning in status.warnings:
         print(f"imgproc status: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(status.to_json()), flush=True)
-        return
-    clear = _CLEAR_SCREEN if args.watch is not None and sys.stdout.isatty() else ""
-    print(clear + render(status), flush=True)
+    elif display is not None:
+        display.update(group(render(status)), refresh=True)
+    else:
+        show(render(status), sys.stdout)

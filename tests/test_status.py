@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -344,5 +345,11 @@ def test_watch_redraws_the_screen_on_a_terminal(
     code, out, _ = run_status(capsys, "--watch", "1")
 
     assert code == 0
-    assert out.startswith("\x1b[H\x1b[2Jstack imgproc (us-east-1) at 2026-11-27T12:00:00Z\n")
-    assert out.count("\x1b[H\x1b[2J") == 1
+    # rich.live redraws the display in place (cursor up, erase line), never clearing the screen.
+    assert "\x1b[2J" not in out
+    assert "\x1b[1A\x1b[2K" in out
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    assert shown.startswith("stack imgproc (us-east-1) at 2026-11-27T12:00:00Z\n")
+    assert re.search(r"^queue +visible +in flight +delayed +oldest *$", shown, re.M)
+    assert re.search(r"^ingest +0 +0 +0 +unknown$", shown, re.M)
+    assert re.search(r"^dead-letter +0 +0 +0 +unknown$", shown, re.M)

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -80,6 +81,22 @@ def plain(blocks: Iterable[Block]) -> str:
 def renderables(blocks: Iterable[Block]) -> list[RichTable | Text]:
     """``blocks`` for a rich console: tables drawn by rich, lines as they are."""
     return [block.rich() if isinstance(block, Table) else Text(block) for block in blocks]
+
+
+def group(blocks: Iterable[Block]) -> Group:
+    """``blocks`` as one renderable (what a :func:`live` display shows)."""
+    return Group(*renderables(blocks))
+
+
+def live(stream: TextIO) -> Live | None:
+    """A display redrawn in place on ``stream`` when it is a terminal (None elsewhere: print lines).
+
+    Redrawn only when :meth:`~rich.live.Live.update` is called with ``refresh=True`` (no thread of its
+    own); what is printed to stdout or stderr meanwhile appears above it.
+    """
+    if not is_terminal(stream):
+        return None
+    return Live(console=console(stream), auto_refresh=False, transient=False)
 
 
 def show(blocks: Sequence[Block], stream: TextIO) -> None:
