@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image
 
 from imgproc import local, samples
+from imgproc.counters import counters_line, serve_until_interrupted
 from processor import catalog, markers, storage
 from processor.config import Config
 from processor.renditions import plan_renditions
@@ -245,7 +246,7 @@ def render(report: DemoReport) -> str:
         lines.append(f"  {', '.join(d['keys']) or '?':34} {d['error_class']:16} {d['error_message']}")
     if report.with_extras:
         lines += _render_extras(report)
-    lines.append(f"\n{local.counters_line(report.counters)}")
+    lines.append(f"\n{counters_line(report.counters)}")
     what = (
         "all renditions, the DLQ entry, catalog items and notifications"
         if report.with_extras
@@ -325,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
         if args.keep:
             if not args.json:
                 local.print_banner(runtime, args.state_dir / "logs")
-            if not local.serve_until_interrupted(runtime):
+            if not serve_until_interrupted(runtime):
                 local.progress(f"imgproc demo: {runtime.failure}")
                 return 1
         return 0 if report.ok else 1

@@ -9,10 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import signal
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,22 +20,12 @@ import boto3
 
 from imgproc import deploy, embedded, faults, local_stack, poller
 from imgproc import workers as workers_
+from imgproc.counters import COUNTERS, counters_line, serve_until_interrupted
 from toolkit import aws
 from toolkit.options import positive
 from toolkit.stack import StackOutputs
 
 STATE_DIR = Path(".imgproc")
-COUNTERS = (
-    "received",
-    "rendered",
-    "skipped",
-    "deleted",
-    "ignored",  # test events, keys outside the prefix: without it, received would not add up
-    "dead-lettered",
-    "retried",
-    "function errors",
-)
-COUNTER_INTERVAL = 2.0  # seconds between counter lines when stderr is not a terminal
 
 
 def progress(line: str) -> None:
@@ -167,32 +155,6 @@ class LocalRuntime:
         self.stop()
 
 
-def counters_line(totals: dict[str, int]) -> str:
-    return " | ".join(f"{name} {totals.get(name, 0)}" for name in COUNTERS)
-
-
-class LinePrinter:
-    """When to print the counters line where stderr is not a terminal (a log file, a pipe): every
-    change, at most one line per ``interval`` seconds, and a change held back by that limit is
-    printed once the interval is over, so the last line printed is never stale."""
-
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval, self._clock = interval, clock
-        self._shown: str | None = None
-        self._at = -math.inf
-
-    def due(self, line: str) -> bool:
-        """True when ``line`` should be printed now (it is then taken as shown)."""
-        if line == self._shown or self._clock() - self._at < self._interval:
-            return False
-        self._shown, self._at = line, self._clock()
-        return True
-
-    def pending(self, line: str) -> bool:
-        """True when ``line`` was never printed (print it before exiting)."""
-        return line != self._shown
-
-
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP end the run like Ctrl-C does: drain, then stop. SIGINT is handled here too:
@@ -208,42 +170,6 @@ def _stop_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def serve_until_interrupted(runtime: LocalRuntime, interval: float = 0.5) -> bool:
-    """Show the live counters and notices until Ctrl-C (True) or until the poller gives up (False).
-
-    On a terminal the counters are one line updated in place; elsewhere every change is printed
-    (see :class:`LinePrinter`).
-    """
-    live = sys.stderr.isatty()
-    printer = LinePrinter(COUNTER_INTERVAL)
-    on_line = False  # the cursor is at the end of the live counters line
-    try:
-        while runtime.failure is None:
-            for notice in runtime.take_notices():
-                progress(("\n" if on_line else "") + notice)
-                on_line = False
-            line = counters_line(runtime.totals)
-            if live:
-                print(f"\r{line}", end="", file=sys.stderr, flush=True)
-                on_line = True
-            elif printer.due(line):
-                progress(line)
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
-    if on_line:
-        print(file=sys.stderr)
-    for notice in runtime.take_notices():
-        progress(notice)
-    if runtime.failure is not None:
-        return False
-    line = counters_line(runtime.totals)
-    if not live and printer.pending(line):
-        progress(line)
-    progress("stopping: letting in-flight batches finish")
-    return True
 
 
 def running_doc(runtime: LocalRuntime, log_dir: Path) -> dict[str, Any]:

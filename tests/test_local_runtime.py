@@ -18,7 +18,7 @@ import imagegen
 import pytest
 from conftest import eventually
 
-from imgproc import cli, local, local_stack, poller, workers
+from imgproc import cli, counters, local, local_stack, poller, workers
 from toolkit.function import FunctionConfig
 
 BIN = Path(sys.executable).parent
@@ -181,7 +181,7 @@ def test_up_stops_on_ctrl_c_reaps_everything_and_its_counters_are_never_stale(tm
 
 def test_the_counter_line_prints_every_change_rate_limited_and_never_ends_stale() -> None:
     now = [0.0]
-    printer = local.LinePrinter(2.0, clock=lambda: now[0])
+    printer = counters.LinePrinter(2.0, clock=lambda: now[0])
     assert printer.due("a")
     assert not printer.due("a")  # no change
     now[0] = 1.0

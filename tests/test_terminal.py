@@ -8,6 +8,7 @@ import re
 import pytest
 
 from backfill import BackfillProgress, Summary
+from imgproc import counters
 from toolkit.terminal import Table, is_terminal, plain, show
 from toolkit.throughput import Progress
 
@@ -21,7 +22,7 @@ class Tty(io.StringIO):
 
 def text(stream: io.StringIO) -> str:
     """What a person sees: the escape sequences (colours, cursor moves) taken out."""
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", stream.getvalue())
 
 
 class Clock:
@@ -100,3 +101,54 @@ def test_off_a_terminal_a_table_is_the_plain_lines() -> None:
     assert plain(["head", TABLE]) == "\n".join(
         ["head", "error class       messages", "ImageDecodeError        12", "[bold]x[/bold]           3"]
     )
+
+
+class FakeRuntime:
+    """Counts that change, a notice, then the poller gives up (or Ctrl-C)."""
+
+    def __init__(self, ctrl_c: bool = False) -> None:
+        self.totals = dict.fromkeys(counters.COUNTERS, 0)
+        self._notices = ["worker 1 restarted"]
+        self._rounds = 0
+        self._ctrl_c = ctrl_c
+        self.failure: str | None = None
+
+    def take_notices(self) -> list[str]:
+        notices, self._notices = self._notices, []
+        return notices
+
+    def tick(self, _: float) -> None:
+        self._rounds += 1
+        self.totals["received"] += 1200
+        self.totals["rendered"] += 1100
+        if self._rounds == 2:
+            if self._ctrl_c:
+                raise KeyboardInterrupt
+            self.failure = "the poller gave up"
+
+
+def test_up_counters_on_a_terminal_are_a_live_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    runtime, stream = FakeRuntime(ctrl_c=True), Tty()
+    monkeypatch.setattr(counters.time, "sleep", runtime.tick)
+    assert counters.serve_until_interrupted(runtime, stream=stream)
+    shown = text(stream)
+    assert shown.startswith("worker 1 restarted\n")
+    assert re.search(
+        r"^received +rendered +skipped +deleted +ignored +dead-lettered +retried +function errors$",
+        shown,
+        re.M,
+    )
+    assert re.search(r"^ +2,400 +2,200 +0 +0 +0 +0 +0 +0$", shown, re.M)  # the last counts stay on screen
+    assert shown.endswith("stopping: letting in-flight batches finish\n")
+
+
+def test_up_counters_off_a_terminal_are_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime, stream = FakeRuntime(), io.StringIO()
+    monkeypatch.setattr(counters.time, "sleep", runtime.tick)
+    assert not counters.serve_until_interrupted(runtime, stream=stream)  # the poller gave up
+    assert stream.getvalue() == (
+        "worker 1 restarted\n"
+        "received 0 | rendered 0 | skipped 0 | deleted 0 | ignored 0 | dead-lettered 0 | retried 0 | "
+        "function errors 0\n"
+    )  # one line per COUNTER_INTERVAL: the next change came too soon
