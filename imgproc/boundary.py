@@ -23,6 +23,7 @@ from botocore.exceptions import NoRegionError
 
 from imgproc.extras import COMMAND_EXTRAS, MissingExtra, extra_providing, require
 from toolkit.errors import StackNotFound, UsageError, aws_message, one_line
+from toolkit.terminal import is_terminal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_STATUS_HELP = (
@@ -74,7 +75,7 @@ def run_command(name: str, run: Callable[[argparse.Namespace], int], args: argpa
             require(COMMAND_EXTRAS[name])
         return int(run(args))
     except KeyboardInterrupt:
-        fresh_line = "\n" if sys.stderr.isatty() else ""  # after the terminal's ^C
+        fresh_line = "\n" if is_terminal(sys.stderr) else ""  # after the terminal's ^C
         print(f"{fresh_line}imgproc {name}: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except Exception as exc:

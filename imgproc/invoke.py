@@ -35,6 +35,7 @@ from processor.events import ObjectRef, parse_body, parse_sqs_event
 from toolkit import aws
 from toolkit.function import FunctionConfig, load_function
 from toolkit.stack import Output, read_outputs
+from toolkit.terminal import is_terminal
 
 
 class _CurrentStderr:
@@ -196,5 +197,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_json(doc: dict[str, Any], args: argparse.Namespace) -> None:
-    pretty = sys.stdout.isatty() and not args.json
+    pretty = is_terminal(sys.stdout) and not args.json
     print(json.dumps(doc, indent=2 if pretty else None), flush=True)
