@@ -1,21 +1,6 @@
-"""Plain-text tables for the commands' human output (durations: :mod:`toolkit.durations`)."""
+"""Text cut to fit a table's column (the tables themselves: :class:`toolkit.terminal.Table`)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
-    """Rows aligned under ``headers``, columns two spaces apart; ``right`` lists right-aligned columns."""
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return [line(headers), *(line(row) for row in rows)]
 
 
 def clip(text: str, width: int) -> str:

@@ -18,8 +18,6 @@ from rich.live import Live
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from toolkit.tables import table
-
 
 def is_terminal(stream: TextIO) -> bool:
     """True when ``stream`` is a terminal (a person reads it); a stream without ``isatty`` is not."""
@@ -52,7 +50,17 @@ class Table:
     indent: int = 0
 
     def lines(self) -> list[str]:
-        return [" " * self.indent + line for line in table(self.headers, self.rows, self.right)]
+        """The plain form: columns two spaces apart, each as wide as its widest cell."""
+        widths = [max(len(row[i]) for row in [self.headers, *self.rows]) for i in range(len(self.headers))]
+
+        def line(row: Sequence[str]) -> str:
+            cells = [
+                cell.rjust(width) if i in self.right else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ]
+            return " " * self.indent + "  ".join(cells).rstrip()
+
+        return [line(self.headers), *(line(row) for row in self.rows)]
 
     def rich(self) -> RichTable:
         drawn = RichTable(box=None, padding=(0, 2, 0, 0), header_style="bold", pad_edge=False)
