@@ -152,3 +152,13 @@ def test_up_counters_off_a_terminal_are_plain_lines(monkeypatch: pytest.MonkeyPa
         "received 0 | rendered 0 | skipped 0 | deleted 0 | ignored 0 | dead-lettered 0 | retried 0 | "
         "function errors 0\n"
     )  # one line per COUNTER_INTERVAL: the next change came too soon
+
+
+def test_a_bar_on_the_terminal_leaves_a_piped_stdout_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = Tty()
+    progress = Progress("dlq purge: scanned", total=10, stream=stream, interval=0)
+    print('{"action": "purge"}')  # stdout is a pipe here (`--json | jq`): it keeps what is printed to it
+    progress.advance(10)
+    progress.close()
+    assert capsys.readouterr().out == '{"action": "purge"}\n'
+    assert '{"action"' not in stream.getvalue()

@@ -9,6 +9,7 @@ holds it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -96,6 +97,13 @@ def group(blocks: Iterable[Block]) -> Group:
     return Group(*renderables(blocks))
 
 
+def redirects() -> dict[str, bool]:
+    """What a display on the terminal takes over while it is shown: stdout and stderr, each only when it
+    is the terminal too (then what is printed appears above the display); a stream sent to a file or a
+    pipe (``--json | jq``, ``2>log``) keeps everything printed to it."""
+    return {"redirect_stdout": is_terminal(sys.stdout), "redirect_stderr": is_terminal(sys.stderr)}
+
+
 def live(stream: TextIO) -> Live | None:
     """A display redrawn in place on ``stream`` when it is a terminal (None elsewhere: print lines).
 
@@ -104,7 +112,7 @@ def live(stream: TextIO) -> Live | None:
     """
     if not is_terminal(stream):
         return None
-    return Live(console=console(stream), auto_refresh=False, transient=False)
+    return Live(console=console(stream), auto_refresh=False, transient=False, **redirects())
 
 
 def show(blocks: Sequence[Block], stream: TextIO) -> None:

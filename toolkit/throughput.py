@@ -31,7 +31,7 @@ from rich.progress import Progress as RichProgress
 from rich.text import Text
 
 from toolkit.queues import visible_messages
-from toolkit.terminal import console, is_terminal
+from toolkit.terminal import console, is_terminal, redirects
 
 SQS_BATCH = 10  # SendMessageBatch / DeleteMessageBatch limit
 
@@ -189,7 +189,11 @@ class Progress:
             return
         if self._bar is None:
             self._bar = RichProgress(
-                *self.columns(), console=console(self.stream), auto_refresh=False, get_time=self.clock
+                *self.columns(),
+                console=console(self.stream),
+                auto_refresh=False,
+                get_time=self.clock,
+                **redirects(),
             )
             self._task = self._bar.add_task(self.label, total=self.total, **self.fields())
             self._bar.start()
