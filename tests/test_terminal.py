@@ -94,6 +94,16 @@ def test_a_table_on_a_terminal_is_drawn_by_rich_with_its_rows() -> None:
     assert re.match(r"\[bold\]x\[/bold\]\s+3$", lines[3])  # printed as it is, never read as markup
 
 
+def test_an_indented_table_on_a_terminal_stays_indented() -> None:
+    stream = Tty()
+    samples = Table(["error class", "replays"], [["ImageDecodeError", "2"]], right=(1,), indent=2)
+    show(["samples", samples], stream)
+    lines = text(stream).splitlines()
+    assert lines[0] == "samples"
+    assert re.match(r"  error class +replays$", lines[1])
+    assert re.match(r"  ImageDecodeError +2$", lines[2])
+
+
 def test_off_a_terminal_a_table_is_the_plain_lines() -> None:
     stream = io.StringIO()
     show(["DLQ images-dlq", Table(["a", "n"], [["x", "1"]], indent=2)], stream)

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.padding import Padding
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -63,17 +64,13 @@ class Table:
 
         return [line(self.headers), *(line(row) for row in self.rows)]
 
-    def rich(self) -> RichTable:
+    def rich(self) -> RichTable | Padding:
         drawn = RichTable(box=None, padding=(0, 2, 0, 0), header_style="bold", pad_edge=False)
         for i, header in enumerate(self.headers):
             drawn.add_column(header, justify="right" if i in self.right else "left", no_wrap=True)
         for row in self.rows:
             drawn.add_row(*(Text(cell) for cell in row))
-        if not self.indent:
-            return drawn
-        indented = RichTable.grid(padding=(0, 0, 0, self.indent))
-        indented.add_row(drawn)
-        return indented
+        return Padding(drawn, (0, 0, 0, self.indent), expand=False) if self.indent else drawn
 
 
 Block = str | Table  # a line of text, or a table
@@ -87,7 +84,7 @@ def plain(blocks: Iterable[Block]) -> str:
     return "\n".join(lines)
 
 
-def renderables(blocks: Iterable[Block]) -> list[RichTable | Text]:
+def renderables(blocks: Iterable[Block]) -> list[RichTable | Padding | Text]:
     """``blocks`` for a rich console: tables drawn by rich, lines as they are."""
     return [block.rich() if isinstance(block, Table) else Text(block) for block in blocks]
 
