@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 # The function's runtime closure, resolved once for every platform (see requirements/function.in).
 LOCK := requirements/function.txt
 UV := uv==0.13.9
+# pytest-xdist workers: two per core. Half of the suite's time is spent waiting (worker processes,
+# the embedded AWS, polls), so one worker per core left the cores half idle; worksteal hands the
+# long tests' neighbours to whichever worker is free instead of queueing them behind one.
+WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+XDIST := -n $(WORKERS) --dist worksteal
 
 .PHONY: test quick lint unit bench demo up dashboard chaos clean lock
 
@@ -33,11 +38,11 @@ lint: $(STAMP)
 	$(BIN)/lint-imports  # the package graph: the contracts in setup.cfg
 
 unit: $(STAMP)  # the whole suite, on every core (pytest-xdist)
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest $(XDIST)
 
 quick: $(STAMP)  # while you work: lint, then the tests that take milliseconds (no e2e, chaos or slow)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n auto -q -m "not e2e and not chaos and not slow"
+	$(BIN)/pytest $(XDIST) -q -m "not e2e and not chaos and not slow"
 
 demo: $(STAMP)
 	$(BIN)/imgproc demo
