@@ -6,6 +6,12 @@ STAMP := $(VENV)/.installed
 # The function's runtime closure, resolved once for every platform (see requirements/function.in).
 LOCK := requirements/function.txt
 UV := uv==0.13.9
+# pytest-xdist: the whole suite spends half of its time waiting (worker processes, the embedded AWS,
+# polls), so one worker per core leaves the cores half idle: two per core. The quick tests keep every
+# core busy, and each worker costs seconds of start-up and collection: one per core. worksteal hands
+# tests to whichever worker is free, so that a long test does not hold a queue of short ones.
+XDIST_ALL := -n $(shell echo $$(( $$(nproc) * 2 ))) --dist worksteal
+XDIST_QUICK := -n auto --dist worksteal
 
 .PHONY: test quick lint unit bench demo up dashboard chaos clean lock
 
@@ -33,11 +39,11 @@ lint: $(STAMP)
 	$(BIN)/lint-imports  # the package graph: the contracts in setup.cfg
 
 unit: $(STAMP)  # the whole suite, on every core (pytest-xdist)
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest $(XDIST_ALL)
 
 quick: $(STAMP)  # while you work: lint, then the tests that take milliseconds (no e2e, chaos or slow)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n auto -q -m "not e2e and not chaos and not slow"
+	$(BIN)/pytest $(XDIST_QUICK) -q -m "not e2e and not chaos and not slow"
 
 demo: $(STAMP)
 	$(BIN)/imgproc demo

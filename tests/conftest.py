@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 import structlog
 from moto import mock_aws
@@ -30,6 +32,37 @@ from toolkit import aws as imgproc_aws
 REGION = "us-east-1"
 SOURCE_BUCKET = "imgproc-source"
 DEST_BUCKET = "imgproc-dest"
+
+
+class _SearchPaths(list[str]):
+    """A loader's search paths that ignore a path they already have (see :func:`_shared_loader`)."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+_LOADERS: dict[str | None, botocore.loaders.Loader] = {}
+
+
+def _shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+    """One botocore data loader per search path for the whole test process.
+
+    Every ``mock_aws()`` drops boto3's default session, so each test's clients come from a new botocore
+    session, whose new loader parses the service models' JSON again: about half of the time of a test
+    that builds a few clients (the ``aws`` fixture, the handler's runtime, the CLI's clients). The
+    loader only reads botocore's and boto3's data files and caches what it parsed, so sharing it
+    changes no client; boto3 appends its own data path to the loader of each session it makes, kept
+    once here.
+    """
+    if search_path_string not in _LOADERS:
+        loader = botocore.loaders.create_loader(search_path_string)
+        loader._search_paths = _SearchPaths(loader.search_paths)
+        _LOADERS[search_path_string] = loader
+    return _LOADERS[search_path_string]
+
+
+botocore.session.create_loader = _shared_loader
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ import boto3
 import botocore.httpsession
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.retries import standard
 
 from imgproc import boundary, cli, embedded, local_stack
 
@@ -53,7 +54,10 @@ def live() -> Iterator[str]:
 
 
 @pytest.fixture
-def dead() -> str:
+def dead(monkeypatch: pytest.MonkeyPatch) -> str:
+    """An endpoint where nothing listens. botocore still makes every attempt the CLI's retry policy
+    allows, without its random backoff (half a second a command, spent sleeping)."""
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
     return f"http://127.0.0.1:{closed_port()}"
 
 

@@ -243,6 +243,7 @@ def test_checkov_reports_no_failed_checks(checkov: CheckovRun) -> None:
     assert not failed, "\n".join(f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in failed)
 
 
+@pytest.mark.slow  # the checkov run it reads takes seconds, as for the two tests above
 def test_every_checkov_skip_says_why(checkov: CheckovRun) -> None:
     for check in checkov.report["results"]["skipped_checks"]:
         comment = check["check_result"].get("suppress_comment") or ""
