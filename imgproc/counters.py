@@ -76,9 +76,10 @@ def serve_until_interrupted(runtime: Counted, interval: float = 0.5, stream: Tex
     """Show the live counters and notices on ``stream`` (stderr) until Ctrl-C (True) or until the
     poller gives up (False)."""
     out = stream or sys.stderr
-    display = live(out)
-    printer = None if display is not None else LinePrinter(COUNTER_INTERVAL)
-    try:
+    printer = None
+    try:  # from the first line: a Ctrl-C while the display is set up (rich's import) is a normal stop
+        display = live(out)
+        printer = None if display is not None else LinePrinter(COUNTER_INTERVAL)
         if display is not None:
             with display:
                 _show_live(runtime, display, interval)
