@@ -72,12 +72,23 @@ class LinePrinter:
         return line != self._shown
 
 
-def serve_until_interrupted(runtime: Counted, interval: float = 0.5, stream: TextIO | None = None) -> bool:
-    """Show the live counters and notices on ``stream`` (stderr) until Ctrl-C (True) or until the
-    poller gives up (False)."""
+def serve_until_interrupted(
+    runtime: Counted,
+    interval: float = 0.5,
+    stream: TextIO | None = None,
+    announce: Callable[[], None] | None = None,
+) -> bool:
+    """Call ``announce`` (the banner saying "Ctrl-C to stop"), then show the live counters and notices
+    on ``stream`` (stderr) until Ctrl-C (True) or until the poller gives up (False).
+
+    The banner is printed inside the same ``try`` that turns Ctrl-C into a normal stop: a user (or a
+    script) that reacts to it at once must not land between the two and be told it interrupted a start.
+    """
     out = stream or sys.stderr
     printer = None
-    try:  # from the first line: a Ctrl-C while the display is set up (rich's import) is a normal stop
+    try:
+        if announce is not None:
+            announce()
         display = live(out)
         printer = None if display is not None else LinePrinter(COUNTER_INTERVAL)
         if display is not None:

@@ -324,9 +324,12 @@ def run(args: argparse.Namespace) -> int:
         report = demonstrate(runtime, timeout=args.timeout, with_extras=with_extras)
         print(json.dumps(report.to_json()) if args.json else render(report), flush=True)
         if args.keep:
-            if not args.json:
-                local.print_banner(runtime, args.state_dir / "logs")
-            if not serve_until_interrupted(runtime):
+
+            def announce() -> None:
+                if not args.json:
+                    local.print_banner(runtime, args.state_dir / "logs")
+
+            if not serve_until_interrupted(runtime, announce=announce):
                 local.progress(f"imgproc demo: {runtime.failure}")
                 return 1
         return 0 if report.ok else 1

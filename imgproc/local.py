@@ -355,11 +355,13 @@ def run_local(
 
 def run_up(args: argparse.Namespace) -> int:
     def body(runtime: LocalRuntime) -> int:
-        if args.json:
-            print(json.dumps(running_doc(runtime, args.state_dir / "logs")), flush=True)
-        else:
-            print_banner(runtime, args.state_dir / "logs")
-        if not serve_until_interrupted(runtime):
+        def announce() -> None:
+            if args.json:
+                print(json.dumps(running_doc(runtime, args.state_dir / "logs")), flush=True)
+            else:
+                print_banner(runtime, args.state_dir / "logs")
+
+        if not serve_until_interrupted(runtime, announce=announce):
             progress(f"imgproc up: {runtime.failure}")
             return 1
         return 0

@@ -172,3 +172,16 @@ def test_a_bar_on_the_terminal_leaves_a_piped_stdout_alone(capsys: pytest.Captur
     progress.close()
     assert capsys.readouterr().out == '{"action": "purge"}\n'
     assert '{"action"' not in stream.getvalue()
+
+
+def test_a_ctrl_c_right_after_the_banner_is_a_normal_stop() -> None:
+    """A user or script reacting to "Ctrl-C to stop" the moment it appears must get the normal stop
+    (up exits 0), never "interrupted while starting" (130): seen in CI under load."""
+    runtime, stream = FakeRuntime(), io.StringIO()
+
+    def banner_then_ctrl_c() -> None:
+        print("Ctrl-C to stop.", file=stream)
+        raise KeyboardInterrupt
+
+    assert counters.serve_until_interrupted(runtime, stream=stream, announce=banner_then_ctrl_c)
+    assert stream.getvalue().endswith("stopping: letting in-flight batches finish\n")
