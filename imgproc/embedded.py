@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from imgproc import signals
+
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
 _LOGGERS = ("werkzeug", "moto")
@@ -121,7 +123,7 @@ class EmbeddedAws:
         finally:
             listener.close()  # the server holds its own duplicate of the socket
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
-        self._thread.start()
+        signals.start_helper_thread(self._thread)  # its request threads inherit: see imgproc.signals
         host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
         return self.endpoint_url

@@ -83,7 +83,9 @@ def main(argv: list[str]) -> int:
     stop = _Stop()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.pthread_sigmask(
+        signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    )  # see imgproc.signals
     parent = os.getppid()
     with open(int(argv[0]), "w", buffering=1) as reports:
 

@@ -25,11 +25,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
-from imgproc import poller, worker
+from imgproc import poller, signals, worker
 
 SUPERVISE_INTERVAL = 0.25  # seconds between checks for dead workers
 WATCH_INTERVAL = 2.0  # seconds between reads of the function's configuration
@@ -131,7 +131,7 @@ class Poller:
         with self._lock:
             for index, slot in enumerate(self._slots):
                 slot.current = self._spawn(index)
-        self._supervisor.start()
+        signals.start_helper_thread(self._supervisor)
 
     def drain_stats(self) -> list[poller.BatchReport]:
         """The batch reports received since the last call."""
@@ -181,7 +181,7 @@ class Poller:
         log_dir = self._options.log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with _signals_blocked(), open(log_dir / f"worker-{index}.stderr.log", "ab") as stderr:
+            with signals.blocked(), open(log_dir / f"worker-{index}.stderr.log", "ab") as stderr:
                 process = subprocess.Popen(
                     command, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
                 )
@@ -314,14 +314,3 @@ def _how(code: int, error: str | None) -> str:
 def _signal(w: _Worker, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         w.process.send_signal(signum)
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Block SIGINT and SIGTERM in this thread while a worker is started: the child inherits the mask
-    and unblocks them once its own handlers are set. A signal meanwhile is delivered here after."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -229,6 +229,32 @@ def s3_body(*records: dict[str, Any]) -> str:
     return json.dumps({"Records": list(records)})
 
 
+@contextlib.contextmanager
+def local_runtime(**options: Any) -> Iterator[Any]:
+    """A :class:`imgproc.local.LocalRuntime` started in this process, as `imgproc up` starts one.
+
+    Two things differ from `imgproc up`, which is a process of its own, and are undone here: moto's
+    in-process state is shared by everything in a test process, so the embedded AWS is emptied first
+    (a stack another module deployed and redeployed, say with a broken function, would otherwise be
+    updated, not created, and its workers would inherit that function); and the environment the
+    runtime sets (AWS_ENDPOINT_URL, credentials) is restored after. ``options``: LocalRuntime's,
+    over the defaults of a 2-worker run of the stack "imgproc" in us-east-1.
+    """
+    from moto.moto_api._internal.models import moto_api_backend
+
+    from imgproc import local
+
+    moto_api_backend.reset()
+    saved = dict(os.environ)
+    try:
+        settings = {"port": 0, "workers": 2, "stack_name": "imgproc", "region": REGION, "overrides": {}}
+        with local.LocalRuntime(**{**settings, **options}) as runtime:
+            yield runtime
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
     """Poll ``check`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -48,10 +48,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import imagegen
 import pytest
-from conftest import s3_body, s3_record
+from conftest import local_runtime, s3_body, s3_record
 from PIL import Image
 
 from imgproc import local, poller
@@ -188,40 +189,30 @@ def _drive(rt: local.LocalRuntime, sources: dict[str, Source], counts: Counter[s
 def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     state = tmp_path_factory.mktemp("chaos-state")
     options = poller.WorkerOptions(log_dir=state / "logs", retry_after=1, fault_spec=FAULTS)
-    saved = dict(os.environ)
-    os.environ["AWS_ACCESS_KEY_ID"] = FAKE_KEY_ID  # inherited by the worker processes
-    os.environ["AWS_SECRET_ACCESS_KEY"] = FAKE_SECRET
     sources: dict[str, Source] = {}
     counts: Counter[str] = Counter()
-    try:
-        with local.LocalRuntime(
-            port=0,
-            workers=2,
-            stack_name="imgproc",
-            region="us-east-1",
-            overrides={"MaxReceiveCount": "10", "Timeout": "10"},
-            options=options,
-        ) as rt:
-            started = time.monotonic()
-            killed = _drive(rt, sources, counts)
-            sqs = rt.client("sqs")
-            deadline = time.monotonic() + (VISIBILITY_SECONDS + 60 if killed else 60) + UPLOADS * 0.2
-            quiet_since = None
-            while time.monotonic() < deadline:
-                rt.update_totals()
-                if _queue_busy(sqs, rt.outputs["QueueUrl"]) == 0:
-                    quiet_since = quiet_since or time.monotonic()
-                    if time.monotonic() - quiet_since >= 3:
-                        break
-                else:
-                    quiet_since = None
-                time.sleep(0.5)
-            run = Run(rt, state / "logs", sources, counts, time.monotonic() - started, killed)
+    credentials = {"AWS_ACCESS_KEY_ID": FAKE_KEY_ID, "AWS_SECRET_ACCESS_KEY": FAKE_SECRET}
+    with (
+        mock.patch.dict(os.environ, credentials),  # inherited by the worker processes
+        local_runtime(overrides={"MaxReceiveCount": "10", "Timeout": "10"}, options=options) as rt,
+    ):
+        started = time.monotonic()
+        killed = _drive(rt, sources, counts)
+        sqs = rt.client("sqs")
+        deadline = time.monotonic() + (VISIBILITY_SECONDS + 60 if killed else 60) + UPLOADS * 0.2
+        quiet_since = None
+        while time.monotonic() < deadline:
             rt.update_totals()
-            yield run
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+            if _queue_busy(sqs, rt.outputs["QueueUrl"]) == 0:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= 3:
+                    break
+            else:
+                quiet_since = None
+            time.sleep(0.5)
+        run = Run(rt, state / "logs", sources, counts, time.monotonic() - started, killed)
+        rt.update_totals()
+        yield run
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ may be left hidden (in flight) on the DLQ once a command is done.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 import boto3
 import imagegen
 import pytest
-from conftest import REGION, eventually, hook_sqs, s3_body, s3_record
+from conftest import REGION, eventually, hook_sqs, local_runtime, s3_body, s3_record
 from dlqkit import Stack, run_dlq, run_json
 from moto import mock_aws
 
@@ -746,20 +745,8 @@ def test_inspect_and_replay_on_the_embedded_aws(tmp_path: Path) -> None:
     options = poller.WorkerOptions(
         log_dir=tmp_path / "logs", retry_after=1, fault_spec="s3.GetObject@always-fails=*"
     )
-    saved = dict(os.environ)
-    try:
-        with local.LocalRuntime(
-            port=0,
-            workers=1,
-            stack_name="imgproc",
-            region=REGION,
-            overrides={"MaxReceiveCount": "2"},
-            options=options,
-        ) as rt:
-            _inspect_and_replay(rt)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with local_runtime(workers=1, overrides={"MaxReceiveCount": "2"}, options=options) as rt:
+        _inspect_and_replay(rt)
 
 
 def _inspect_and_replay(rt: local.LocalRuntime) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import imagegen
 import pytest
-from conftest import eventually
+from conftest import eventually, local_runtime
 from PIL import Image
 
 from imgproc import local, poller
@@ -36,18 +36,8 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def runtime(log_dir: Path) -> Iterator[local.LocalRuntime]:
     options = poller.WorkerOptions(log_dir=log_dir, retry_after=1, fault_spec=FAULTS)
-    saved = dict(os.environ)
-    with local.LocalRuntime(
-        port=0,
-        workers=2,
-        stack_name="imgproc",
-        region="us-east-1",
-        overrides={"MaxReceiveCount": "3"},
-        options=options,
-    ) as rt:
+    with local_runtime(overrides={"MaxReceiveCount": "3"}, options=options) as rt:
         yield rt
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def marker(rt: local.LocalRuntime, key: str) -> dict[str, str] | None:

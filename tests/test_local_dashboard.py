@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 
 import imagegen
 import pytest
-from conftest import eventually
+from conftest import eventually, local_runtime
 from PIL import Image
 
 from imgproc import cli, local, poller
@@ -572,11 +571,8 @@ POISON = 'original/e2e/<poison> & "quotes" $1$.jpg'
 def local_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[local.LocalRuntime, Path]]:
     """A real local run: two images rendered, one poison file dead-lettered; the runtime keeps running."""
     state = tmp_path_factory.mktemp("state")
-    saved = dict(os.environ)
     options = poller.WorkerOptions(log_dir=state / "logs")
-    with local.LocalRuntime(
-        port=0, workers=1, stack_name="imgproc", region="us-east-1", overrides={}, options=options
-    ) as runtime:
+    with local_runtime(workers=1, options=options) as runtime:
         s3, out = runtime.client("s3"), runtime.outputs
         s3.put_object(
             Bucket=out["SourceBucketName"], Key="original/e2e/a.jpg", Body=imagegen.photo_jpeg(640, 480)
@@ -604,8 +600,6 @@ def local_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[local.
         eventually(dead_lettered)
         eventually(settled)
         yield runtime, state
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.mark.e2e

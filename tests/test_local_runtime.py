@@ -16,7 +16,7 @@ from typing import Any
 
 import imagegen
 import pytest
-from conftest import eventually
+from conftest import eventually, local_runtime
 
 from imgproc import cli, counters, local, local_stack, poller, workers
 from toolkit.function import FunctionConfig
@@ -256,18 +256,8 @@ def test_a_worker_that_cannot_start_is_retried_then_given_up_with_the_reason(tmp
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalRuntime]:
     log_dir = tmp_path_factory.mktemp("state") / "logs"
-    saved = dict(os.environ)
-    with local.LocalRuntime(
-        port=0,
-        workers=1,
-        stack_name="imgproc",
-        region="us-east-1",
-        overrides={},
-        options=poller.WorkerOptions(log_dir=log_dir, retry_after=1),
-    ) as rt:
+    with local_runtime(workers=1, options=poller.WorkerOptions(log_dir=log_dir, retry_after=1)) as rt:
         yield rt
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def upload(rt: local.LocalRuntime, key: str) -> None:
