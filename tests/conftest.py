@@ -230,21 +230,18 @@ def s3_body(*records: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def local_runtime(**options: Any) -> Iterator[Any]:
-    """A :class:`imgproc.local.LocalRuntime` started in this process, as `imgproc up` starts one.
-
-    Two things differ from `imgproc up`, which is a process of its own, and are undone here: moto's
-    in-process state is shared by everything in a test process, so the embedded AWS is emptied first
-    (a stack another module deployed and redeployed, say with a broken function, would otherwise be
-    updated, not created, and its workers would inherit that function); and the environment the
-    runtime sets (AWS_ENDPOINT_URL, credentials) is restored after. ``options``: LocalRuntime's,
+def local_runtime(*, forget_after: bool = False, **options: Any) -> Iterator[Any]:
+    """A :class:`imgproc.local.LocalRuntime` started in this process, as `imgproc up` starts one; the
+    environment it sets (AWS_ENDPOINT_URL, credentials) is restored after. ``options``: LocalRuntime's,
     over the defaults of a 2-worker run of the stack "imgproc" in us-east-1.
+
+    ``forget_after``: empty moto's in-process state once stopped. `imgproc up` is a process of its own
+    and always starts on an empty embedded AWS; here moto's state is shared by everything in the test
+    process, so a module that redeploys the stack (say with a function that cannot start) must not
+    hand that stack to the next module's runtime, which would update it rather than create it.
     """
-    from moto.moto_api._internal.models import moto_api_backend
+    from imgproc import local  # here, not at the top: it needs the local extra
 
-    from imgproc import local
-
-    moto_api_backend.reset()
     saved = dict(os.environ)
     try:
         settings = {"port": 0, "workers": 2, "stack_name": "imgproc", "region": REGION, "overrides": {}}
@@ -253,6 +250,10 @@ def local_runtime(**options: Any) -> Iterator[Any]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        if forget_after:
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
