@@ -17,7 +17,7 @@ import pytest
 from imagingkit import MAX, near, one, opened, spec
 from PIL import Image, ImageFile
 
-from processor.errors import CorruptImage, ImageTooLarge, NotAnImage
+from processor.errors import CorruptImage, ImageTooLarge, NotAnImage, ProcessingError
 from processor.imaging import SourceInfo, heif, probe, render, render_source
 from processor.spec import OutputFormat
 
@@ -244,3 +244,13 @@ def test_nothing_is_registered_with_pillow() -> None:
     assert "HEIF" not in Image.OPEN
     with pytest.raises(Image.UnidentifiedImageError):
         Image.open(io.BytesIO(PHOTO))
+
+
+def test_a_broken_avif_in_a_generic_container_is_not_called_heif() -> None:
+    broken = b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avifmiaf" + bytes(64)
+
+    with pytest.raises(ProcessingError) as caught:
+        render(broken, [spec(100, 100)], max_pixels=MAX)
+
+    assert "AVIF" in str(caught.value)
+    assert "HEIF" not in str(caught.value)

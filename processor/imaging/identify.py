@@ -289,7 +289,6 @@ _FOREIGN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x76\x2f\x31\x01", "OpenEXR"),
 )
 _DECODES_ON_OPEN = ("ICO", "BLP", "IM")  # Pillow plugins whose header parsing loads pixels
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1"})
 
 
 def _other_format(data: bytes) -> str | None:
@@ -298,8 +297,8 @@ def _other_format(data: bytes) -> str | None:
     for signature, name in _FOREIGN_SIGNATURES:
         if head.startswith(signature):
             return name
-    if head[4:8] == b"ftyp" and (head[8:12] in _HEIF_BRANDS or head[8:12] in (b"avif", b"avis")):
-        return "AVIF" if head[8:12] in (b"avif", b"avis") else "HEIF"
+    if heif.ftyp_brands(head) & {b"avif", b"avis"}:  # (HEIF never gets here: see heif.is_heif)
+        return "AVIF"
     text = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
         return "SVG"
