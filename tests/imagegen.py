@@ -425,3 +425,32 @@ def srgb_icc() -> bytes:
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+# ---------------------------------------------------------------------------------------------------
+# HEIC/HEIF (pillow-heif's encoder: x265 in its wheel)
+
+
+def heif(*images: Image.Image, primary: int = 0, orientation: int | None = None, **params: object) -> bytes:
+    """A HEIC file holding ``images`` (the one at ``primary`` is the primary item).
+
+    ``orientation`` is written as phones do: as the file's own ``irot``/``imir`` transforms *and* as
+    the EXIF Orientation tag, so that the images given are the stored pixels and a viewer shows
+    them transformed once (:func:`displayed_for_orientation`).
+    """
+    import pillow_heif
+
+    container = pillow_heif.from_pillow(images[0])
+    for image in images[1:]:
+        container.add_from_pillow(image)
+    if orientation is not None:
+        params["exif"] = exif_bytes(orientation=orientation)
+    buf = io.BytesIO()
+    container.save(buf, primary_index=primary, **params)
+    return buf.getvalue()
+
+
+def heif_with_declared_size(data: bytes, width: int, height: int) -> bytes:
+    """``data`` (a one-image HEIF) with its ``ispe`` box declaring ``width`` x ``height``."""
+    at = data.index(b"ispe") + 8  # past the box type, version and flags
+    return data[:at] + struct.pack(">II", width, height) + data[at + 8 :]

@@ -185,6 +185,28 @@ def test_a_valid_image_overwritten_by_a_corrupt_one_loses_its_renditions(runtime
     eventually(lambda: renditions_of(runtime, name, fixed))
 
 
+def test_an_iphone_heic_is_rendered_upright_and_a_truncated_one_dead_lettered(
+    runtime: local.LocalRuntime,
+) -> None:
+    """A HEIC as phones write it (rotation in its irot box and repeated in EXIF): rendered once,
+    upright, in the configured format; the same file cut short is dead-lettered as CorruptImage."""
+    displayed = imagegen.corner_markers(640, 480)
+    heic = imagegen.heif(imagegen.stored_for_orientation(displayed, 6), orientation=6, quality=90)
+    etag = upload(runtime, "original/e2e/iphone.heic", heic)
+    upload(runtime, "original/e2e/cut.heic", heic[: len(heic) * 3 // 4])
+
+    # auto and a key naming no output format: JPEG for opaque pixels, its extension appended.
+    eventually(lambda: renditions_of(runtime, "e2e/iphone.heic.jpg", etag))
+    s3, bucket = runtime.client("s3"), runtime.outputs["DestinationBucketName"]
+    got = s3.get_object(Bucket=bucket, Key="resized/300x300/e2e/iphone.heic.jpg")
+    assert got["ContentType"] == "image/jpeg"
+    image = Image.open(io.BytesIO(got["Body"].read()))
+    assert image.size == (300, 225)
+    assert image.convert("RGB").getpixel((60, 45))[0] > 200  # top left is the red marker: upright
+    message = eventually(lambda: dlq_entry(runtime, "original/e2e/cut.heic"))
+    assert message["MessageAttributes"]["error-class"]["StringValue"] == "CorruptImage"
+
+
 def worker_log_lines(log_dir: Path, key: str) -> list[dict[str, Any]]:
     """The workers' JSON log lines about source ``key``, all workers' files merged in time order."""
     found: list[dict[str, Any]] = []

@@ -135,9 +135,22 @@ def test_arm64_zip_holds_linux_aarch64_binaries_for_the_lambda_python(arm64_zip:
     assert elf_machine(arm64_zip.read(imaging[0])) == ELF_MACHINE["aarch64"]
 
 
+def test_arm64_zip_holds_pillow_heif_and_the_libraries_its_wheel_bundles(arm64_zip: zipfile.ZipFile) -> None:
+    """HEIC sources: pillow-heif's extension and the libheif, libde265 (decoder) and libx265 (which
+    libheif links) it loads from pillow_heif.libs/, all built for aarch64."""
+    names = arm64_zip.namelist()
+    extension = [n for n in names if n.startswith("_pillow_heif.") and n.endswith(".so")]
+    assert extension == ["_pillow_heif.cpython-312-aarch64-linux-gnu.so"]
+    libraries = [n for n in names if n.startswith("pillow_heif.libs/")]
+    assert {n.split("/")[1].split("-")[0] for n in libraries} == {"libheif", "libde265", "libx265"}
+    for name in extension + libraries:
+        assert elf_machine(arm64_zip.read(name)) == ELF_MACHINE["aarch64"], name
+
+
 def test_zip_holds_only_what_the_function_needs(arm64_zip: zipfile.ZipFile) -> None:
     tops = {name.split("/")[0] for name in arm64_zip.namelist()}
     assert {"processor", "observability", "PIL", "structlog", "aws_xray_sdk", "boto3", "botocore"} <= tops
+    assert "pillow_heif" in tops  # HEIC sources
     assert not tops & {"imgproc", "dlq_replayer", "backfill", "toolkit", "tests", "moto", "pytest"}
     assert not tops & {"benchmarks", "infra"}
     assert "processor/handler.py" in arm64_zip.namelist()

@@ -22,7 +22,8 @@ outputs, not on the decoded source. Pillow's globals (``MAX_IMAGE_PIXELS``,
 lock, as briefly as possible, so that concurrent calls from threads are safe.
 
 One module per subject, this package's ``__init__`` the only public face: :mod:`.identify` (format
-sniffing, the header-only checks, orientation tag, Pillow's errors made ours), :mod:`.geometry` (box,
+sniffing, the header-only checks, orientation tag, Pillow's errors made ours), :mod:`.heif` (HEIC/HEIF
+through pillow-heif, imported on the first such source), :mod:`.geometry` (box,
 contain/cover, regions, draft scale, intermediates, orientation), :mod:`.colour` (working modes, ICC
 to sRGB, alpha), :mod:`.watermark`, :mod:`.encode`, and :mod:`.render`, the pipeline that uses them.
 """

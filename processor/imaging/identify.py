@@ -1,9 +1,10 @@
 """Identify a source from its header alone: format sniffing, the size and mode checks made before
 any pixel is decoded, the EXIF orientation, and Pillow's errors turned into ours.
 
-Only the formats in :data:`DECODE_FORMATS` are opened (Pillow reads just the header); what is not an
-image, what is broken, what declares more than ``max_pixels`` and what we cannot render is rejected
-here, with the reason a person can act on (another format named, a plugin's own complaint).
+Only the formats in :data:`DECODE_FORMATS` are opened (Pillow reads just the header), and HEIC/HEIF
+(libheif parses just the boxes, see :mod:`.heif`); what is not an image, what is broken, what
+declares more than ``max_pixels`` and what we cannot render is rejected here, with the reason a
+person can act on (another format named, a plugin's own complaint).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from PIL import (
 )
 
 from processor.errors import CorruptImage, ImageTooLarge, NotAnImage, ProcessingError, UnsupportedImage
+from processor.imaging import heif
 
 if TYPE_CHECKING:
     from PIL import ImageFile
@@ -111,10 +113,13 @@ def identify(stream: Stream, data: bytes, max_pixels: int) -> ImageFile.ImageFil
     """Open (header only) and check format, size and mode before any pixel is decoded."""
     if not data:
         raise NotAnImage("the object is empty (0 bytes)")
-    claimed = _claimed_format(data)
+    claimed = heif.FORMAT if heif.is_heif(data) else _claimed_format(data)
     try:
         with pillow_warnings_silenced(True, UserWarning):  # e.g. "Corrupt EXIF data", "Invalid APNG"
-            im, reasons = _open_as(stream, DECODE_FORMATS)
+            if claimed == heif.FORMAT:
+                im, reasons = heif.open_header(data), {}
+            else:
+                im, reasons = _open_as(stream, DECODE_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image header declares too many pixels: {_short(exc)}") from None
     except MemoryError:
@@ -204,6 +209,8 @@ def decoding(fmt: str) -> Iterator[None]:
 
 def _decode_error(fmt: str, exc: BaseException) -> ProcessingError:
     reason = _short(exc)
+    if "security limit exceeded" in reason.lower():  # libheif's own caps (HEIF): size, tiles, memory
+        return ImageTooLarge(f"{fmt} image is over the decoder's limits: {reason}")
     if _UNSUPPORTED_REASON.search(reason):
         return UnsupportedImage(f"{fmt} image cannot be rendered: {reason}")
     return CorruptImage(f"{fmt} data cannot be decoded: {reason}")
@@ -217,7 +224,12 @@ def _short(exc: BaseException) -> str:
 
 
 def read_orientation(im: Image.Image) -> int:
-    """EXIF (or XMP) orientation, 1..8; anything missing, odd or unreadable counts as 1."""
+    """EXIF (or XMP) orientation, 1..8; anything missing, odd or unreadable counts as 1.
+
+    Always 1 for HEIF: libheif applies the file's own transforms while decoding (:mod:`.heif`).
+    """
+    if im.format == heif.FORMAT:
+        return 1
     try:
         with pillow_warnings_silenced(True, UserWarning):  # "Corrupt EXIF data" and the like
             value = im.getexif().get(_ORIENTATION_TAG, 1)
@@ -277,7 +289,6 @@ _FOREIGN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x76\x2f\x31\x01", "OpenEXR"),
 )
 _DECODES_ON_OPEN = ("ICO", "BLP", "IM")  # Pillow plugins whose header parsing loads pixels
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1"})
 
 
 def _other_format(data: bytes) -> str | None:
@@ -286,8 +297,8 @@ def _other_format(data: bytes) -> str | None:
     for signature, name in _FOREIGN_SIGNATURES:
         if head.startswith(signature):
             return name
-    if head[4:8] == b"ftyp" and (head[8:12] in _HEIF_BRANDS or head[8:12] in (b"avif", b"avis")):
-        return "AVIF" if head[8:12] in (b"avif", b"avis") else "HEIF"
+    if heif.ftyp_brands(head) & {b"avif", b"avis"}:  # (HEIF never gets here: see heif.is_heif)
+        return "AVIF"
     text = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
         return "SVG"
