@@ -59,7 +59,10 @@ chaos: $(STAMP)  # the long chaos run (400 uploads, faults, a killed worker) and
 	IMGPROC_INVARIANT_EXAMPLES=400 IMGPROC_INVARIANT_SHRINK=1 $(BIN)/pytest tests/test_reconcile_invariant.py
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e '.[bench]'  # pyvips, for bench_vips
 	$(BIN)/python benchmarks/bench_imaging.py
+	$(BIN)/python benchmarks/bench_vips.py
+	$(BIN)/python benchmarks/bench_encoders.py
 	$(BIN)/python benchmarks/bench_threads.py
 	$(BIN)/python benchmarks/bench_e2e.py
 	$(BIN)/python benchmarks/bench_load.py

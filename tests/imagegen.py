@@ -427,6 +427,34 @@ def srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+def raw_png(
+    width: int,
+    height: int,
+    depth: int,
+    colour_type: int,
+    *,
+    seed: int = 0,
+    before_pixels: Sequence[bytes] = (),
+    after_pixels: Sequence[bytes] = (),
+) -> bytes:
+    """A PNG of random samples at any bit depth and colour type (0 grey, 2 RGB, 4 grey+alpha, 6 RGBA),
+    Pillow's writer offering only some; ``before_pixels``/``after_pixels``: whole chunks (see
+    :func:`png_chunk`) around the image data."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    row_bytes = (width * channels * depth + 7) // 8
+    rng = random.Random(seed)
+    raw = b"".join(b"\x00" + rng.randbytes(row_bytes) for _ in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + b"".join(before_pixels)
+        + png_chunk(b"IDAT", zlib.compress(raw))
+        + b"".join(after_pixels)
+        + png_chunk(b"IEND", b"")
+    )
+
+
 # ---------------------------------------------------------------------------------------------------
 # HEIC/HEIF (pillow-heif's encoder: x265 in its wheel)
 

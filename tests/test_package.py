@@ -133,6 +133,9 @@ def test_arm64_zip_holds_linux_aarch64_binaries_for_the_lambda_python(arm64_zip:
     imaging = [n for n in names if n.startswith("PIL/_imaging.") and n.endswith(".so")]
     assert imaging == ["PIL/_imaging.cpython-312-aarch64-linux-gnu.so"]
     assert elf_machine(arm64_zip.read(imaging[0])) == ELF_MACHINE["aarch64"]
+    # libspng's binding, from a manylinux_2_28 wheel (the PNG decoder of processor/imaging/png.py)
+    assert "_pyspng_c.cpython-312-aarch64-linux-gnu.so" in names
+    assert elf_machine(arm64_zip.read("_pyspng_c.cpython-312-aarch64-linux-gnu.so")) == ELF_MACHINE["aarch64"]
 
 
 def test_arm64_zip_holds_pillow_heif_and_the_libraries_its_wheel_bundles(arm64_zip: zipfile.ZipFile) -> None:

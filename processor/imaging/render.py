@@ -10,6 +10,7 @@ from typing import Any
 
 from PIL import Image
 
+from processor.imaging import png
 from processor.imaging.colour import flatten, to_srgb, to_working_mode
 from processor.imaging.encode import encode
 from processor.imaging.geometry import (
@@ -110,16 +111,19 @@ def _decode(data: bytes, specs: Sequence[RenditionSpec], max_pixels: int) -> _So
             orientation = read_orientation(im)
             plans = [plan_rendition(spec, full_size, orientation) for spec in specs]
             scale = draft(im, plans) if plans else (1.0, 1.0)
-        stream.armed = True
-        limit = Image.MAX_IMAGE_PIXELS  # read, never written
-        with pillow_warnings_silenced(limit is not None and full_size[0] * full_size[1] > limit):
-            im.load()
-        stream.armed = False
+        loaded = png.decode(im, data) if fmt == "PNG" else None  # libspng, when it gives Pillow's result
+        if loaded is None:
+            stream.armed = True
+            limit = Image.MAX_IMAGE_PIXELS  # read, never written
+            with pillow_warnings_silenced(limit is not None and full_size[0] * full_size[1] > limit):
+                im.load()
+            stream.armed = False
+            loaded = im
         if fmt not in ("JPEG", "MPO"):
-            orientation = read_orientation(im)  # PNG may keep its eXIf chunk after the pixels
+            orientation = read_orientation(loaded)  # PNG may keep its eXIf chunk after the pixels
             plans = [plan_rendition(spec, full_size, orientation) for spec in specs]
         icc_profile = im.info.get("icc_profile") or None
-        working, has_alpha = to_working_mode(im)
+        working, has_alpha = to_working_mode(loaded)
     working.info = {}  # nothing from the source (EXIF, XMP, comments, profile) reaches an output
     base = Layer(working, (0.0, 0.0, float(full_size[0]), float(full_size[1])), scale)
     info = source_info(fmt, full_size, orientation)
