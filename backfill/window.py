@@ -17,10 +17,11 @@ entry. Everything on the caller's side (counts, the summary) happens in the call
 from __future__ import annotations
 
 import itertools
+import queue
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ class Entry:
     before: Mark  # the checkpoint if this entry is the first one not enqueued
 
 
+WAIT_SLICE = 0.5  # seconds: the longest blocking wait for a batch, between checks for signals
 Settled = Callable[[Sequence[Entry], BatchSendResult], None]
 
 
@@ -71,6 +73,8 @@ class SendWindow:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="backfill-send")
         self._inflight: dict[Future[BatchSendResult], tuple[int, list[Entry]]] = {}
         self._holds: OrderedDict[int, Mark] = OrderedDict()  # batch number -> checkpoint it holds
+        # Batches done, in the order they finished, to settle in the caller's thread.
+        self._done: queue.SimpleQueue[Future[BatchSendResult]] = queue.SimpleQueue()
         self._numbers = itertools.count()
 
     @property
@@ -92,16 +96,21 @@ class SendWindow:
         bodies = [{"MessageBody": e.body} for e in entries]
         future = self._pool.submit(send_batch, self.sqs, self.queue_url, bodies, sleep=self._send_sleep)
         self._inflight[future] = (number, entries)
+        future.add_done_callback(self._done.put)
 
     def reap(self, *, block: bool = False) -> None:
-        """Settle the batches that have finished (with ``block``: wait for at least one)."""
+        """Settle the batches that have finished (with ``block``: wait for at least one). Cheap when
+        none has: called after every key."""
         if not self._inflight:
             return
-        if block:
-            done, _ = wait(list(self._inflight), return_when=FIRST_COMPLETED)
-        else:
-            done = {f for f in self._inflight if f.done()}
-        for future in done:
+        while True:
+            try:
+                future = self._done.get(block=block, timeout=WAIT_SLICE if block else None)
+            except queue.Empty:
+                if block:
+                    continue  # a slice of the wait has passed: signals (a second Ctrl-C) get in between
+                return
+            block = False
             number, entries = self._inflight.pop(future)
             result = future.result()  # an unexpected error propagates; its batch keeps its hold
             if result.failed:
