@@ -15,11 +15,11 @@ Usage::
     imgproc backfill --from-inventory s3://inv/…/manifest.json   # read an S3 Inventory report instead
     imgproc backfill --concurrency 16                   # 16 SendMessageBatch requests in flight
 
-Listing is streamed (``ListObjectsV2`` pages of 1,000, in key order) and sent in ``SendMessageBatch``
-calls of 10 as it goes, ``--concurrency`` calls in flight at once (:mod:`backfill.window`), so memory
-stays bounded however many keys the bucket holds. ``--from-inventory`` reads the keys from an S3
-Inventory report's gzip CSV files instead (:mod:`backfill.inventory`): the way to enumerate buckets
-of tens of millions of keys. Filters: the
+Listing is streamed (``ListObjectsV2`` pages of 1,000, in key order) and sent in
+``SendMessageBatch`` calls of 10 as it goes, ``--concurrency`` calls in flight at once
+(:mod:`backfill.window`), so memory stays bounded however many keys the bucket holds.
+``--from-inventory`` reads the keys from an S3 Inventory report's gzip CSV files instead
+(:mod:`backfill.inventory`): the way to enumerate buckets of tens of millions of keys. Filters: the
 prefix (default and outer bound: the function's ``SOURCE_PREFIX``), ``--since`` (``LastModified`` at
 or after an ISO-8601 time or ``7d``/``12h``/``30m``, inclusive at S3's one-second precision),
 ``--suffix`` (comma-separated, case-insensitive), and whatever the handler would ignore anyway
@@ -46,12 +46,12 @@ position before the lowest entry not acknowledged yet. With an inventory the che
 ``DATA_FILE:LINE`` (``checkpoint`` in the summary). Ctrl-C starts no new batch, settles the batches in
 flight, prints ``interrupted; resume with: imgproc backfill --start-after '<checkpoint>' …`` and
 exits 130 (a second Ctrl-C stops at once; the checkpoint is then still safe, but the unsettled
-batches may be sent again on resume). Entries that SQS still refuses after the retries are listed, the checkpoint stays
-before the first of them, and the exit status is 1. Resuming from the checkpoint guarantees that
-every key is enqueued at least once; a key is enqueued twice only when it follows a failed entry or
-was in flight at a second Ctrl-C or a connection failure, which is harmless: the handler
-reconciles. ``--max-keys N`` stops after N listed keys the same way (exit 0), for a trial run or a
-run in slices.
+batches may be sent again on resume). Entries that SQS still refuses after the retries are listed,
+the checkpoint stays before the first of them, and the exit status is 1. Resuming from the
+checkpoint guarantees that every key is enqueued at least once; a key is enqueued twice only when it
+follows a failed entry or was in flight at a second Ctrl-C or a connection failure, which is
+harmless: the handler reconciles. ``--max-keys N`` stops after N listed keys the same way (exit 0),
+for a trial run or a run in slices.
 
 Exit status: 0 all matching keys enqueued, 1 some entries could not be sent (or AWS failed
 mid-run), 2 usage or stack errors, 130 interrupted.
