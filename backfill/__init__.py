@@ -23,9 +23,9 @@ Listing is streamed (``ListObjectsV2`` pages of 1,000, in key order) and sent in
 prefix (default and outer bound: the function's ``SOURCE_PREFIX``), ``--since`` (``LastModified`` at
 or after an ISO-8601 time or ``7d``/``12h``/``30m``, inclusive at S3's one-second precision),
 ``--suffix`` (comma-separated, case-insensitive), and whatever the handler would ignore anyway
-(folder markers). With ``--skip-current`` each remaining key's renditions are HEADed (8 at a time)
-and the key is skipped when every rendition's idempotency marker matches the listed ETag and the
-current recipe, as the handler itself would decide.
+(folder markers). With ``--skip-current`` each remaining key's renditions are HEADed (4 per
+``--concurrency`` at a time) and the key is skipped when every rendition's idempotency marker
+matches the listed ETag and the current recipe, as the handler itself would decide.
 
 The messages are indistinguishable, for the handler, from S3's own: one record per message with
 every field of a real ``ObjectCreated`` record (key URL-encoded as S3 does, ETag, size, sequencer),

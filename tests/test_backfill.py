@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import signal
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -372,6 +373,7 @@ def test_resume_after_a_stop_and_an_interruption_covers_every_key_exactly_once(
     assert sent >= 30
     assert wanted[62 + sent - 1] <= doc["last_key"] < wanted[62 + sent]
     assert "stopping after the batches in flight" in err
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("backfill-")]  # none left running
     assert resume_args(err, "interrupted")[:3] == ["backfill", "--start-after", doc["last_key"]]
     assert depths(sqs, stack) == (62 + sent, 0)
 
