@@ -26,7 +26,7 @@ from processor.renditions import ignore_reason, plan_renditions
 from toolkit.throughput import SQS_BATCH, Backpressure, BatchSendResult, Progress, RateLimiter, rate_text
 
 LIST_PAGE = 1000  # ListObjectsV2 maximum
-DEFAULT_CONCURRENCY = 8  # SendMessageBatch requests in flight: 8 x 10 keys per round trip
+DEFAULT_CONCURRENCY = 16  # SendMessageBatch requests in flight (160 keys a round trip)
 MAX_CONCURRENCY = 32
 HEADS_PER_SEND = 4  # --skip-current: rendition HEADs in flight per send in flight (a key costs 1-4 HEADs)
 MAX_HEAD_THREADS = 48  # within toolkit.aws's connection pool

@@ -238,7 +238,7 @@ def test_parallel_sends_keep_the_refused_entry_checkpoint(
 
     with monkeypatch.context() as scoped:
         hook_sqs(scoped, "provide-client-params.sqs.SendMessageBatch", refuse_k013)
-        code, doc, _ = run_json(capsys, "--prefix", "original/p/", "--concurrency", "16")
+        code, doc, _ = run_json(capsys, "--prefix", "original/p/", "--concurrency", "32")
     assert (code, doc["enqueued"], doc["failed"], doc["last_key"]) == (1, 119, 1, "original/p/k012.jpg")
     assert [f["key"] for f in doc["failures"]] == ["original/p/k013.jpg"]
     assert sorted(key_of(r) for r in drain(sqs, stack)) == [k for k in keys if k != "original/p/k013.jpg"]
