@@ -5,7 +5,9 @@ key decided, its message built, ``SendMessageBatch`` requests serialised, signed
 and their answers parsed, the checkpoint kept) with a fixed network latency. Every AWS call of the
 run goes through botocore as usual up to ``before-send``, where a hook (registered on both clients)
 sleeps ``--latency`` ms (default 20, a same-region round trip) and then answers as AWS would:
-``ListObjectsV2`` pages of 1,000 generated keys (S3's XML), ``HeadObject`` of a rendition (for
+``ListObjectsV2`` pages of 1,000 generated keys (S3's XML), ``GetObject`` of an S3 Inventory
+report of the same keys (for ``--from-inventory``: its manifest and 4 gzip CSV data files, built
+before the clock starts), ``HeadObject`` of a rendition (for
 ``--skip-current``: half of the keys have current renditions, with S3's metadata headers, the others
 a 404), ``SendMessageBatch`` every entry accepted (SQS's JSON, with each body's MD5). No server is
 involved, so neither moto's SQS (whose cost per send grows with the queue's depth: see
@@ -13,9 +15,10 @@ docs/operators.md) nor a server process sharing the 2 cores distorts the client'
 left out is only the TCP/TLS work of real connections.
 
 Each run is a fresh subprocess (`python bench_backfill.py --run ...`), so that its peak RSS
-(``ru_maxrss``) is its own. Printed: keys/s enqueued (listed keys/s with --skip-current, half of them
-skipped as current), its ratio to --concurrency 1 measured in the same session, and peak RSS for two
-key counts (flat when memory does not grow with the number of keys).
+(``ru_maxrss``) is its own. Printed, for listing, --from-inventory and --skip-current (listing): keys/s
+(listed keys/s with --skip-current, half of them skipped as current), its ratio to the first
+--concurrency measured in the same session, and peak RSS for two key counts (flat when memory does
+not grow with the number of keys).
 
     python benchmarks/bench_backfill.py [--keys 20000] [--latency 20] [--concurrency 1 4 8 16]
         [--memory-keys 20000 200000]
@@ -24,6 +27,7 @@ key counts (flat when memory does not grow with the number of keys).
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -35,7 +39,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote_plus, unquote, urlparse
 from xml.sax.saxutils import escape
 
 import boto3
@@ -45,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 import backfill  # noqa: E402
+from backfill import inventory  # noqa: E402
 from processor.config import Config  # noqa: E402
 from processor.renditions import plan_renditions  # noqa: E402
 from toolkit.aws import CLIENT_CONFIG  # noqa: E402
@@ -52,6 +57,8 @@ from toolkit.aws import CLIENT_CONFIG  # noqa: E402
 SOURCE, DEST, QUEUE = "bench-source", "bench-dest", "https://sqs.us-east-1.amazonaws.com/123456789012/bench"
 PREFIX = "original/bench/"
 ETAG = "9b2cf535f27731c974343645a3985328"
+INVENTORY, MANIFEST = "bench-inventory", f"inventory/{SOURCE}/daily/2026-11-30T01-00Z/manifest.json"
+MODES = {"list": "enqueue all", "inventory": "--from-inventory", "skip": "--skip-current"}
 BODY_MD5 = hashlib.md5(b"bench").hexdigest()  # botocore does not check it
 
 
@@ -72,6 +79,32 @@ class FakeAws:
 
     def __init__(self, keys: int, latency: float, digests: dict[str, str]) -> None:
         self.keys, self.latency, self.digests = keys, latency, digests
+        self.objects: dict[str, bytes] = {}  # GetObject: an inventory report (see inventory())
+
+    def inventory(self, files: int = 4) -> str:
+        """An S3 Inventory report of the keys (``files`` gzip CSV data files); its manifest's key."""
+        per_file = -(-self.keys // files)
+        entries = []
+        for n, start in enumerate(range(0, self.keys, per_file)):
+            lines = "".join(
+                f'"{SOURCE}","{quote_plus(key_at(i))}","{100_000 + i % 1000}",'
+                f'"2026-11-01T00:00:00.000Z","{ETAG}","STANDARD"\n'
+                for i in range(start, min(self.keys, start + per_file))
+            )
+            data = gzip.compress(lines.encode())
+            key = f"inventory/{SOURCE}/daily/data/{n:04d}.csv.gz"
+            self.objects[key] = data
+            entries.append({"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
+        manifest = {
+            "sourceBucket": SOURCE,
+            "destinationBucket": f"arn:aws:s3:::{INVENTORY}",
+            "version": "2016-11-30",
+            "fileFormat": "CSV",
+            "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass",
+            "files": entries,
+        }
+        self.objects[MANIFEST] = json.dumps(manifest).encode()
+        return MANIFEST
 
     def __call__(self, request: Any, **_: Any) -> Any:
         time.sleep(self.latency)
@@ -80,6 +113,8 @@ class FakeAws:
             status, headers, body = self._send_batch(request.body)
         elif request.method == "HEAD":
             status, headers, body = self._head(unquote(url.path.lstrip("/")))
+        elif url.path.lstrip("/") in self.objects:
+            status, headers, body = 200, {"content-type": "binary/octet-stream"}, self.objects[url.path[1:]]
         else:
             status, headers, body = self._list(parse_qs(url.query))
         headers = {"x-amz-request-id": uuid.uuid4().hex, "content-length": str(len(body)), **headers}
@@ -132,7 +167,7 @@ class FakeAws:
         return 200, {"content-type": "application/x-amz-json-1.0"}, body
 
 
-def run_once(keys: int, latency: float, concurrency: int, skip_current: bool) -> dict[str, Any]:
+def run_once(keys: int, latency: float, concurrency: int, mode: str) -> dict[str, Any]:
     """One backfill in this process; its rate and this process's peak RSS."""
     config = Config(dest_bucket=DEST, source_bucket=SOURCE)
     digests = {
@@ -144,11 +179,18 @@ def run_once(keys: int, latency: float, concurrency: int, skip_current: bool) ->
     sqs = boto3.client("sqs", config=CLIENT_CONFIG, **credentials)
     for client in (s3, sqs):
         client.meta.events.register("before-send", hook)
+    manifest = None
+    if mode == "inventory":
+        manifest = inventory.read_manifest(s3, INVENTORY, hook.inventory())
+    skip_current = mode == "skip"
+    options = backfill.Options(
+        prefix=PREFIX, skip_current=skip_current, concurrency=concurrency, inventory=manifest
+    )
     job = backfill.Backfill(
         s3=s3,
         sqs=sqs,
         target=backfill.Target(bucket=SOURCE, queue_url=QUEUE, region="us-east-1", config=config),
-        options=backfill.Options(prefix=PREFIX, skip_current=skip_current, concurrency=concurrency),
+        options=options,
     )
     summary = job.run()
     assert summary.complete, summary
@@ -162,9 +204,9 @@ def run_once(keys: int, latency: float, concurrency: int, skip_current: bool) ->
     }
 
 
-def measure(keys: int, latency: float, concurrency: int, skip_current: bool) -> dict[str, Any]:
+def measure(keys: int, latency: float, concurrency: int, mode: str) -> dict[str, Any]:
     """:func:`run_once` in a fresh subprocess."""
-    argv = [sys.executable, __file__, "--run", json.dumps([keys, latency, concurrency, skip_current])]
+    argv = [sys.executable, __file__, "--run", json.dumps([keys, latency, concurrency, mode])]
     done = subprocess.run(
         argv, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}
     )
@@ -182,22 +224,21 @@ def main() -> int:
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        keys, latency, concurrency, skip = json.loads(args.run)
-        print(json.dumps(run_once(keys, latency, concurrency, skip)))
+        keys, latency, concurrency, mode = json.loads(args.run)
+        print(json.dumps(run_once(keys, latency, concurrency, mode)))
         return 0
 
     latency = args.latency / 1000
     print(f"{os.cpu_count()} CPUs; {args.latency:g} ms per AWS call; {args.keys:,} keys per run")
-    print(f"{'mode':<15} {'concurrency':>11} {'keys/s':>8} {'vs first':>8} {'seconds':>8} {'peak RSS':>9}")
-    for skip in (False, True):
+    print(f"{'mode':<16} {'concurrency':>11} {'keys/s':>8} {'vs first':>8} {'seconds':>8} {'peak RSS':>9}")
+    for mode, label in MODES.items():
         base = None
         for concurrency in args.concurrency:
-            result = measure(args.keys, latency, concurrency, skip)
+            result = measure(args.keys, latency, concurrency, mode)
             rate = result["listed"] / result["seconds"]
             base = base or rate
-            mode = "--skip-current" if skip else "enqueue all"
             print(
-                f"{mode:<15} {concurrency:>11} {rate:>8,.0f} {rate / base:>7.1f}x {result['seconds']:>8.1f}"
+                f"{label:<16} {concurrency:>11} {rate:>8,.0f} {rate / base:>7.1f}x {result['seconds']:>8.1f}"
                 f" {result['rss_mb']:>6.0f} MB",
                 flush=True,
             )
@@ -205,7 +246,7 @@ def main() -> int:
     print(f"\nmemory, enqueue all at --concurrency {concurrency}:")
     print(f"{'keys':>9} {'keys/s':>8} {'peak RSS':>9}")
     for keys in args.memory_keys:
-        result = measure(keys, latency, concurrency, False)
+        result = measure(keys, latency, concurrency, "list")
         print(
             f"{keys:>9,} {result['listed'] / result['seconds']:>8,.0f} {result['rss_mb']:>6.0f} MB",
             flush=True,
