@@ -27,7 +27,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalRun
     options = poller.WorkerOptions(log_dir=tmp_path_factory.mktemp("state") / "logs", retry_after=1)
     saved = dict(os.environ)
     with local.LocalRuntime(
-        port=0, workers=1, stack_name="imgproc", region="us-east-1", options=options
+        port=0, workers=1, stack_name="imgproc", region="us-east-1", overrides={}, options=options
     ) as rt:
         yield rt
     os.environ.clear()
