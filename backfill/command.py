@@ -20,6 +20,7 @@ from backfill.job import (
     DEFAULT_CONCURRENCY,
     FAILED_BATCHES_ABORT,
     MAX_CONCURRENCY,
+    MAX_HEAD_THREADS,
     Backfill,
     BackfillProgress,
     Options,
@@ -86,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "\n"
         "Exit status: 0 all matching keys enqueued; 1 some could not be sent (listed; resume\n"
         "from the checkpoint to retry them), or the stack, AWS or credentials failed; 2 bad\n"
-        "options; 130 interrupted."
+        "options (or an inventory report that cannot be used); 130 interrupted."
     )
     aws.add_arguments(parser)
     parser.add_argument(
@@ -140,7 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"SendMessageBatch requests in flight at once, 10 keys each (default {DEFAULT_CONCURRENCY}, "
-        f"at most {MAX_CONCURRENCY}); --skip-current HEADs 4N renditions at once",
+        f"at most {MAX_CONCURRENCY}); --skip-current HEADs 4N renditions at once "
+        f"(at most {MAX_HEAD_THREADS})",
     )
     parser.add_argument(
         "--max-keys",
