@@ -19,7 +19,10 @@ from inventorykit import put_report, row
 from moto import mock_aws
 from test_backfill import depths, drain, key_of, put_tiny, resume_args, run_backfill, run_json, s3, sqs, stack
 
+import backfill
 from backfill.window import Entry, Mark, SendWindow
+from processor.config import Config
+from toolkit.function import load_function
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 __all__ = ["s3", "sqs", "stack"]  # fixtures
@@ -242,3 +245,36 @@ def test_parallel_sends_keep_the_refused_entry_checkpoint(
     assert (code, doc["enqueued"], doc["failed"], doc["last_key"]) == (1, 119, 1, "original/p/k012.jpg")
     assert [f["key"] for f in doc["failures"]] == ["original/p/k013.jpg"]
     assert sorted(key_of(r) for r in drain(sqs, stack)) == [k for k in keys if k != "original/p/k013.jpg"]
+
+
+def test_a_stop_while_held_back_sends_nothing_more_and_keeps_the_checkpoint_before_it(
+    stack: dict[str, str], s3: Any, sqs: Any
+) -> None:
+    keys = [f"original/h/k{i:02d}.jpg" for i in range(40)]
+    put_tiny(s3, stack["SourceBucketName"], keys)
+    url = stack["QueueUrl"]
+    fn = load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
+    target = backfill.Target(
+        bucket=stack["SourceBucketName"], queue_url=url, region=REGION, config=Config.from_env(fn.environment)
+    )
+    stop, reads = threading.Event(), Counter[str]()
+
+    def ctrl_c_on_the_third_depth_read(**_: Any) -> None:
+        reads["depth"] += 1
+        if reads["depth"] == 3:  # the room for 2 batches is spent, then held back: Ctrl-C
+            stop.set()
+
+    producer = boto3.client("sqs", region_name=REGION)
+    producer.meta.events.register("before-call.sqs.GetQueueAttributes", ctrl_c_on_the_third_depth_read)
+    job = backfill.Backfill(
+        s3=s3,
+        sqs=producer,
+        target=target,
+        options=backfill.Options(prefix="original/h/", max_backlog=20, concurrency=4),
+        stop=stop,
+        backlog_poll=0.001,
+    )
+    summary = job.run()
+    assert (summary.stopped, summary.enqueued, summary.last_key) == ("interrupted", 20, keys[19])
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("backfill-")]
+    assert sorted(key_of(r) for r in drain(sqs, stack)) == keys[:20]
