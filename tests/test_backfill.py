@@ -147,6 +147,18 @@ def run_handler(sqs: Any, stack: dict[str, str], capsys: pytest.CaptureFixture[s
     return [line for line in lines if "_aws" not in line]
 
 
+def target_of(stack: dict[str, str]) -> backfill.Target:
+    """The stack's source bucket, ingest queue and deployed function configuration, as the command
+    resolves them: for runs of :class:`backfill.Backfill` in the test's process."""
+    fn = load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
+    return backfill.Target(
+        bucket=stack["SourceBucketName"],
+        queue_url=stack["QueueUrl"],
+        region=REGION,
+        config=Config.from_env(fn.environment),
+    )
+
+
 def dest_keys(s3: Any, stack: dict[str, str]) -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack["DestinationBucketName"])
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
@@ -546,10 +558,7 @@ def test_max_backlog_keeps_the_backfill_a_bounded_distance_ahead_of_the_function
     keys = [f"original/m/k{i:03d}.jpg" for i in range(95)]
     put_tiny(s3, stack["SourceBucketName"], keys)
     url = stack["QueueUrl"]
-    fn = load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
-    target = backfill.Target(
-        bucket=stack["SourceBucketName"], queue_url=url, region=REGION, config=Config.from_env(fn.environment)
-    )
+    target = target_of(stack)
     consumer = boto3.client("sqs", region_name=REGION)  # the function: 5 messages per depth read
     consumed: list[str] = []
     depth_after_send: list[int] = []

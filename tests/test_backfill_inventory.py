@@ -17,12 +17,22 @@ import pytest
 from conftest import REGION, hook_sqs
 from inventorykit import put_report, row
 from moto import mock_aws
-from test_backfill import depths, drain, key_of, put_tiny, resume_args, run_backfill, run_json, s3, sqs, stack
+from test_backfill import (
+    depths,
+    drain,
+    key_of,
+    put_tiny,
+    resume_args,
+    run_backfill,
+    run_json,
+    s3,
+    sqs,
+    stack,
+    target_of,
+)
 
 import backfill
 from backfill.window import Entry, Mark, SendWindow
-from processor.config import Config
-from toolkit.function import load_function
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 __all__ = ["s3", "sqs", "stack"]  # fixtures
@@ -252,11 +262,6 @@ def test_a_stop_while_held_back_sends_nothing_more_and_keeps_the_checkpoint_befo
 ) -> None:
     keys = [f"original/h/k{i:02d}.jpg" for i in range(40)]
     put_tiny(s3, stack["SourceBucketName"], keys)
-    url = stack["QueueUrl"]
-    fn = load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
-    target = backfill.Target(
-        bucket=stack["SourceBucketName"], queue_url=url, region=REGION, config=Config.from_env(fn.environment)
-    )
     stop, reads = threading.Event(), Counter[str]()
 
     def ctrl_c_on_the_third_depth_read(**_: Any) -> None:
@@ -269,7 +274,7 @@ def test_a_stop_while_held_back_sends_nothing_more_and_keeps_the_checkpoint_befo
     job = backfill.Backfill(
         s3=s3,
         sqs=producer,
-        target=target,
+        target=target_of(stack),
         options=backfill.Options(prefix="original/h/", max_backlog=20, concurrency=4),
         stop=stop,
         backlog_poll=0.001,
