@@ -12,15 +12,20 @@ Usage::
     imgproc backfill --skip-current                     # HEAD the renditions first: stale keys only
     imgproc backfill --max-backlog 2000                 # stay at most ~2,000 messages ahead of the function
     imgproc backfill --start-after 'original/m/…'       # resume where an earlier run stopped
+    imgproc backfill --from-inventory s3://inv/…/manifest.json   # read an S3 Inventory report instead
+    imgproc backfill --concurrency 16                   # 16 SendMessageBatch requests in flight
 
-Listing is streamed (``ListObjectsV2`` pages of 1,000, in key order) and sent in ``SendMessageBatch``
-calls of 10 as it goes, so memory stays bounded however many keys the bucket holds. Filters: the
+Listing is streamed (``ListObjectsV2`` pages of 1,000, in key order) and sent in
+``SendMessageBatch`` calls of 10 as it goes, ``--concurrency`` calls in flight at once
+(:mod:`backfill.window`), so memory stays bounded however many keys the bucket holds.
+``--from-inventory`` reads the keys from an S3 Inventory report's gzip CSV files instead
+(:mod:`backfill.inventory`): the way to enumerate buckets of tens of millions of keys. Filters: the
 prefix (default and outer bound: the function's ``SOURCE_PREFIX``), ``--since`` (``LastModified`` at
 or after an ISO-8601 time or ``7d``/``12h``/``30m``, inclusive at S3's one-second precision),
 ``--suffix`` (comma-separated, case-insensitive), and whatever the handler would ignore anyway
-(folder markers). With ``--skip-current`` each remaining key's renditions are HEADed (8 at a time)
-and the key is skipped when every rendition's idempotency marker matches the listed ETag and the
-current recipe, as the handler itself would decide.
+(folder markers). With ``--skip-current`` each remaining key's renditions are HEADed (4 per
+``--concurrency`` at a time) and the key is skipped when every rendition's idempotency marker
+matches the listed ETag and the current recipe, as the handler itself would decide.
 
 The messages are indistinguishable, for the handler, from S3's own: one record per message with
 every field of a real ``ObjectCreated`` record (key URL-encoded as S3 does, ETag, size, sequencer),
@@ -36,21 +41,24 @@ is consuming at: fresh uploads then wait behind at most N backfilled keys, not b
 backlog, and no backfilled message sits in the queue long enough to meet its retention period.
 
 Checkpoint and resume: the summary's ``last_key`` is the greatest key such that it and every key
-before it was enqueued, skipped or filtered out. Ctrl-C stops once the batch in flight is settled,
-prints ``interrupted; resume with: imgproc backfill --start-after '<last_key>' …`` and exits 130 (a
-second Ctrl-C stops at once; the checkpoint is then still safe, but the unsettled batch may be sent
-again on resume). Entries that SQS still refuses after the retries are listed, the checkpoint stays
-before the first of them, and the exit status is 1. Resuming from the checkpoint guarantees that
-every key is enqueued at least once; a key is enqueued twice only when it follows a failed entry or
-was in flight at a second Ctrl-C or a connection failure, which is harmless: the handler
-reconciles. ``--max-keys N`` stops after N listed keys the same way (exit 0), for a trial run or a
-run in slices.
+before it was enqueued, skipped or filtered out; batches are acknowledged in any order, so it is the
+position before the lowest entry not acknowledged yet. With an inventory the checkpoint is
+``DATA_FILE:LINE`` (``checkpoint`` in the summary). Ctrl-C starts no new batch, settles the batches in
+flight, prints ``interrupted; resume with: imgproc backfill --start-after '<checkpoint>' …`` and
+exits 130 (a second Ctrl-C stops at once; the checkpoint is then still safe, but the unsettled
+batches may be sent again on resume). Entries that SQS still refuses after the retries are listed,
+the checkpoint stays before the first of them, and the exit status is 1. Resuming from the
+checkpoint guarantees that every key is enqueued at least once; a key is enqueued twice only when it
+follows a failed entry or was in flight at a second Ctrl-C or a connection failure, which is
+harmless: the handler reconciles. ``--max-keys N`` stops after N listed keys the same way (exit 0),
+for a trial run or a run in slices.
 
 Exit status: 0 all matching keys enqueued, 1 some entries could not be sent (or AWS failed
 mid-run), 2 usage or stack errors, 130 interrupted.
 
-Modules: :mod:`backfill.records` (the messages), :mod:`backfill.job` (listing, decisions, sending and
-the checkpoint), :mod:`backfill.command` (options, the run, the summary).
+Modules: :mod:`backfill.records` (the messages), :mod:`backfill.job` (listing, decisions and the
+checkpoint), :mod:`backfill.window` (batches in flight), :mod:`backfill.inventory` (S3 Inventory
+reports), :mod:`backfill.command` (options, the run, the summary).
 """
 
 from backfill.command import add_arguments, parse_since, parse_suffixes, render, resume_command, run

@@ -15,7 +15,18 @@ from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backfill.job import FAILED_BATCHES_ABORT, Backfill, BackfillProgress, Options, Summary, Target
+from backfill import inventory
+from backfill.job import (
+    DEFAULT_CONCURRENCY,
+    FAILED_BATCHES_ABORT,
+    MAX_CONCURRENCY,
+    MAX_HEAD_THREADS,
+    Backfill,
+    BackfillProgress,
+    Options,
+    Summary,
+    Target,
+)
 from processor import markers
 from processor.config import Config, ConfigError
 from toolkit import aws
@@ -23,7 +34,7 @@ from toolkit.durations import parse_duration
 from toolkit.errors import StackNotFound, UsageError, aws_message
 from toolkit.function import load_function
 from toolkit.interrupts import CtrlCStops
-from toolkit.options import add_rate, positive
+from toolkit.options import add_rate, positive, whole
 from toolkit.stack import Output, read_outputs
 from toolkit.throughput import RateLimiter, rate_text
 
@@ -69,13 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "Messages look exactly like S3's ObjectCreated:Put records (one per message), with\n"
-        '"imgprocBackfill": true. Keys are listed in order; the summary\'s last_key is the\n'
-        "checkpoint: it and every key before it were enqueued, skipped or filtered out.\n"
-        "Ctrl-C stops after the batch in flight and prints the resume command.\n"
+        '"imgprocBackfill": true. Keys are listed in order (or read from an S3 Inventory report\n'
+        "with --from-inventory); the summary's last_key is the checkpoint: it and every key\n"
+        "before it were enqueued, skipped or filtered out. Batches of 10 are sent --concurrency\n"
+        "at a time. Ctrl-C stops after the batches in flight and prints the resume command.\n"
         "\n"
         "Exit status: 0 all matching keys enqueued; 1 some could not be sent (listed; resume\n"
         "from the checkpoint to retry them), or the stack, AWS or credentials failed; 2 bad\n"
-        "options; 130 interrupted."
+        "options (or an inventory report that cannot be used); 130 interrupted."
     )
     aws.add_arguments(parser)
     parser.add_argument(
@@ -114,7 +126,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--start-after",
         metavar="KEY",
-        help="resume: list only keys after KEY (the last_key a previous run printed)",
+        help="resume: list only keys after KEY (the last_key a previous run printed; with "
+        "--from-inventory the DATA_FILE:LINE checkpoint it printed)",
+    )
+    parser.add_argument(
+        "--from-inventory",
+        metavar="MANIFEST",
+        help="read the keys from an S3 Inventory report (CSV) instead of listing the bucket: "
+        "s3://BUCKET/PATH/manifest.json, or a key in the source bucket; for buckets of millions of keys",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=whole(1, MAX_CONCURRENCY),
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"SendMessageBatch requests in flight at once, 10 keys each (default {DEFAULT_CONCURRENCY}, "
+        f"at most {MAX_CONCURRENCY}); --skip-current HEADs 4N renditions at once "
+        f"(at most {MAX_HEAD_THREADS})",
     )
     parser.add_argument(
         "--max-keys",
@@ -127,7 +155,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         target, prefix = _resolve(args)
-    except UsageError as exc:
+        manifest = _manifest(args, target)
+    except (UsageError, inventory.InventoryError) as exc:
         print(f"imgproc backfill: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
     except (BackfillError, StackNotFound, ConfigError) as exc:
@@ -142,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         max_keys=args.max_keys,
         max_backlog=args.max_backlog,
+        concurrency=args.concurrency,
+        inventory=manifest,
     )
     job = Backfill(
         s3=aws.client(args, "s3"),
@@ -151,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         limiter=RateLimiter(args.rate),
     )
     job.progress = BackfillProgress("backfill", summary=job.summary, backpressure=job.backpressure)
-    with CtrlCStops(job.stop, "imgproc backfill: stopping after the batch in flight"):
+    with CtrlCStops(job.stop, "imgproc backfill: stopping after the batches in flight"):
         try:
             summary = job.run()
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, the checkpoint is still safe
@@ -160,6 +191,9 @@ def run(args: argparse.Namespace) -> int:
         except (ClientError, BotoCoreError) as exc:
             summary = job.summary
             summary.stopped, summary.error = "error", aws_message(exc) or str(exc)
+        except inventory.InventoryError as exc:  # a data file unreadable or not as the manifest says
+            summary = job.summary
+            summary.stopped, summary.error = "error", str(exc)
     _report(args, target, options, summary)
     if summary.stopped == "interrupted":
         return EXIT_INTERRUPTED
@@ -192,6 +226,26 @@ def _resolve(args: argparse.Namespace) -> tuple[Target, str]:
     return target, prefix
 
 
+def _manifest(args: argparse.Namespace, target: Target) -> inventory.Manifest | None:
+    """With --from-inventory: the report's manifest, checked against the stack and the options."""
+    if not args.from_inventory:
+        return None
+    bucket, key = inventory.parse_location(args.from_inventory, target.bucket)
+    manifest = inventory.read_manifest(aws.client(args, "s3"), bucket, key)
+    if manifest.source_bucket != target.bucket:
+        raise UsageError(
+            f"{manifest.url} lists bucket {manifest.source_bucket!r}, not the stack's source bucket "
+            f"{target.bucket!r}"
+        )
+    needs = [("--since", args.since, "LastModifiedDate"), ("--skip-current", args.skip_current, "ETag")]
+    for option, given, column in needs:
+        if given and column not in manifest.columns:
+            raise UsageError(f"{option} needs the inventory's {column} column, which {manifest.url} lacks")
+    if args.start_after:
+        inventory.parse_start(args.start_after, manifest)
+    return manifest
+
+
 def _sh(value: str) -> str:
     """Always single-quoted, so a key is visibly one argument whatever it holds."""
     return "'" + value.replace("'", "'\"'\"'") + "'"
@@ -213,6 +267,17 @@ def resume_command(args: argparse.Namespace, options: Options, checkpoint: str |
         value = getattr(args, name)
         if value and value != getattr(default, name):
             parts += [flag, shlex.quote(value)]
+    if options.inventory is not None:
+        parts += ["--from-inventory", _sh(args.from_inventory)]
+    parts += _filter_args(args, options)
+    if args.json:
+        parts.append("--json")
+    return " ".join(parts)
+
+
+def _filter_args(args: argparse.Namespace, options: Options) -> list[str]:
+    """The options of :func:`resume_command` that select and pace the keys."""
+    parts: list[str] = []
     if args.prefix is not None:
         parts += ["--prefix", shlex.quote(args.prefix)]
     if options.since is not None:
@@ -227,15 +292,15 @@ def resume_command(args: argparse.Namespace, options: Options, checkpoint: str |
         parts += ["--rate", f"{args.rate:g}"]
     if options.max_backlog:
         parts += ["--max-backlog", str(options.max_backlog)]
-    if args.json:
-        parts.append("--json")
-    return " ".join(parts)
+    if options.concurrency != DEFAULT_CONCURRENCY:
+        parts += ["--concurrency", str(options.concurrency)]
+    return parts
 
 
 def _report(args: argparse.Namespace, target: Target, options: Options, summary: Summary) -> None:
     resume = None
     if summary.stopped or summary.failed:
-        resume = resume_command(args, options, summary.last_key)
+        resume = resume_command(args, options, summary.checkpoint)
         if summary.stopped == "interrupted":
             hint = "interrupted"
         elif summary.stopped == "max-keys":
@@ -261,6 +326,8 @@ def _report(args: argparse.Namespace, target: Target, options: Options, summary:
             "rate": args.rate,
             "max_keys": options.max_keys,
             "max_backlog": options.max_backlog,
+            "concurrency": options.concurrency,
+            "inventory": None if options.inventory is None else options.inventory.url,
             "listed": summary.listed,
             "filtered": summary.filtered,
             "current": summary.current,
@@ -268,6 +335,7 @@ def _report(args: argparse.Namespace, target: Target, options: Options, summary:
             "failed": summary.failed,
             "failures": summary.failures,
             "last_key": summary.last_key,
+            "checkpoint": summary.checkpoint,
             "complete": summary.complete,
             "stopped": summary.stopped,
             "error": summary.error,
@@ -292,7 +360,10 @@ def render(target: Target, options: Options, summary: Summary) -> str:
     """The human summary."""
     queue = target.queue_url.rstrip("/").rsplit("/", 1)[-1]
     state = "complete" if summary.complete else _STATES.get(summary.stopped or "", "incomplete")
-    title = f"backfill s3://{target.bucket}/{options.prefix} -> {queue}: {state}"
+    source = f"s3://{target.bucket}/{options.prefix}"
+    if options.inventory is not None:
+        source += f" (inventory {options.inventory.url})"
+    title = f"backfill {source} -> {queue}: {state}"
     if options.dry_run:
         title += " (dry run: nothing sent)"
     after = f" after {options.start_after}" if options.start_after else ""
@@ -312,6 +383,8 @@ def render(target: Target, options: Options, summary: Summary) -> str:
         held = summary.held_back_seconds
         lines.append(f"  held back {held:.1f}s in all (--max-backlog {options.max_backlog:,})")
     lines.append(f"  last key {summary.last_key or '(none)'}")
+    if options.inventory is not None:
+        lines.append(f"  checkpoint {summary.checkpoint or '(start)'}")
     for failure in summary.failures:
         lines.append(f"  failed: {failure['key']}: {failure['error']}")
     if summary.failed > len(summary.failures):

@@ -1,29 +1,36 @@
-"""One backfill run: list the source bucket in key order, decide each key (filtered, current, enqueue),
-send in batches of 10 at the allowed pace, and keep the checkpoint (see :mod:`backfill`)."""
+"""One backfill run: enumerate the source objects (a listing in key order, or an S3 Inventory report),
+decide each key (filtered, current, enqueue), send in batches of 10, several in flight at once, at the
+allowed pace, and keep the checkpoint (see :mod:`backfill`)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 from rich.progress import ProgressColumn, SpinnerColumn, TextColumn
 
+from backfill import inventory
 from backfill.records import message_body, s3_record
+from backfill.window import Entry, Mark, SendWindow
 from processor import markers, storage
 from processor.config import Config
 from processor.renditions import ignore_reason, plan_renditions
-from toolkit.throughput import SQS_BATCH, Backpressure, Progress, RateLimiter, rate_text, send_batch
+from toolkit.throughput import SQS_BATCH, Backpressure, BatchSendResult, Progress, RateLimiter, rate_text
 
 LIST_PAGE = 1000  # ListObjectsV2 maximum
-HEAD_THREADS = 8  # --skip-current: rendition HEADs in flight at once
-CHECK_CHUNK = 64  # --skip-current: keys checked ahead of the sender, at most
+DEFAULT_CONCURRENCY = 16  # SendMessageBatch requests in flight (160 keys a round trip)
+MAX_CONCURRENCY = 32
+HEADS_PER_SEND = 4  # --skip-current: rendition HEADs in flight per send in flight (a key costs 1-4 HEADs)
+MAX_HEAD_THREADS = 48  # within toolkit.aws's connection pool
+CHECK_AHEAD = 4  # --skip-current: keys checked ahead of the sender, per HEAD thread
 MAX_LISTED_FAILURES = 1000  # failed keys kept for the report (all are counted)
 FAILED_BATCHES_ABORT = 3  # consecutive batches with no entry accepted: stop, SQS is refusing everything
 
@@ -46,13 +53,15 @@ class Target:
 @dataclass(frozen=True)
 class Options:
     prefix: str
-    start_after: str | None = None
+    start_after: str | None = None  # a key, or with an inventory DATA_FILE:LINE
     since: datetime | None = None
     suffixes: tuple[str, ...] = ()
     skip_current: bool = False
     dry_run: bool = False
     max_keys: int | None = None
     max_backlog: int | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    inventory: inventory.Manifest | None = None  # read this report instead of listing
 
 
 @dataclass
@@ -63,7 +72,8 @@ class Summary:
     enqueued: int = 0  # with --dry-run: would be enqueued
     failed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)  # the first MAX_LISTED_FAILURES
-    last_key: str | None = None  # the checkpoint
+    last_key: str | None = None  # the key at the checkpoint
+    checkpoint: str | None = None  # what --start-after takes: last_key, or with an inventory FILE:LINE
     complete: bool = False  # listing exhausted, and every matching key enqueued
     stopped: str | None = None  # "interrupted", "max-keys", "send-failures", "error"
     error: str | None = None
@@ -98,19 +108,26 @@ class BackfillProgress(Progress):
         return text
 
 
-@dataclass
-class _Pending:
-    key: str
-    body: str
-    before: str | None  # the checkpoint if this entry is the first one not enqueued
+def start_mark(options: Options) -> Mark:
+    """The position a run starts after: ``--start-after`` (with an inventory, its line's key is not
+    known until it is read again)."""
+    if options.inventory is not None:
+        return Mark(None, options.start_after)
+    return Mark(options.start_after, options.start_after)
+
+
+def head_threads(concurrency: int) -> int:
+    """--skip-current: rendition HEADs in flight, in proportion to the sends in flight."""
+    return min(MAX_HEAD_THREADS, HEADS_PER_SEND * concurrency)
 
 
 class Backfill:
-    """One backfill run: list, filter, check, send in batches of 10, keep the checkpoint.
+    """One backfill run: enumerate, filter, check, send in batches of 10, keep the checkpoint.
 
-    ``stop`` is checked after every key (so after every settled batch) and while held back by
-    ``--max-backlog``; setting it is how Ctrl-C and tests end a run early with a clean checkpoint.
-    ``backlog_poll``: seconds between reads of the queue's depth while held back.
+    ``stop`` is checked after every key and while held back by ``--max-backlog``; setting it is how
+    Ctrl-C and tests end a run early with a clean checkpoint: no batch is started after it, the
+    batches in flight are settled. ``backlog_poll``: seconds between reads of the queue's depth while
+    held back.
     """
 
     def __init__(
@@ -129,22 +146,24 @@ class Backfill:
     ) -> None:
         self.s3, self.sqs, self.target, self.options = s3, sqs, target, options
         self.limiter = limiter or RateLimiter(None)
-        self.summary = Summary(last_key=options.start_after)
         self.progress = progress
         self.stop = stop or threading.Event()
+        self._examined = start_mark(options)  # the last position looked at
+        self.summary = Summary(last_key=self._examined.key, checkpoint=self._examined.at)
+        self._pending: list[Entry] = []  # the batch being filled
+        self._refused: Mark | None = None  # stopped while held back: the checkpoint stays here
+        self.window: SendWindow | None = None  # while running, unless --dry-run
         self.backpressure = Backpressure(
-            sqs, target.queue_url, options.max_backlog, poll=backlog_poll, stop=self.stop
+            sqs, target.queue_url, options.max_backlog, poll=backlog_poll, stop=self.stop, settle=self._drain
         )
         self._clock = clock
         self._send_sleep = send_sleep
         self._request_id = uuid.uuid4().hex[:16].upper()
-        self._examined = options.start_after  # the last key looked at, in listing order
-        self._frozen = False  # an entry failed: the checkpoint stays before it
         self._failed_batches = 0
 
-    # listing and deciding
+    # enumerating and deciding
 
-    def _listing(self) -> Iterator[dict[str, Any]]:
+    def _listing(self) -> Generator[tuple[dict[str, Any], Mark], None, None]:
         """The objects under the prefix after ``start_after``, page by page (never all at once)."""
         page_size = min(LIST_PAGE, self.options.max_keys or LIST_PAGE)
         params: dict[str, Any] = {"Bucket": self.target.bucket, "Prefix": self.options.prefix}
@@ -153,18 +172,32 @@ class Backfill:
             params["StartAfter"] = self.options.start_after
         while True:
             page = self.s3.list_objects_v2(**params)
-            yield from page.get("Contents", [])
+            for obj in page.get("Contents", []):
+                yield obj, Mark(obj["Key"], obj["Key"])
             if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
                 return
             params["ContinuationToken"] = page["NextContinuationToken"]
 
+    def _objects(self) -> Generator[tuple[dict[str, Any], Mark], None, None]:
+        manifest = self.options.inventory
+        if manifest is None:
+            return self._listing()
+        start = (
+            inventory.parse_start(self.options.start_after, manifest) if self.options.start_after else None
+        )
+        return inventory.rows(self.s3, manifest, start)
+
     def _filtered_out(self, obj: dict[str, Any]) -> bool:
         key = obj["Key"]
+        if not key.startswith(self.options.prefix) or obj.get("Current") is False:
+            return True  # an inventory covers the whole bucket, and may list old versions
         if ignore_reason(self.target.bucket, key, self.target.config):
             return True  # e.g. a folder marker: the handler would only acknowledge it
         if self.options.suffixes and not key.lower().endswith(self.options.suffixes):
             return True
-        return self.options.since is not None and obj["LastModified"] < self.options.since
+        if self.options.since is None:
+            return False
+        return obj["LastModified"] is None or obj["LastModified"] < self.options.since
 
     def is_current(self, key: str, etag: str) -> bool:
         """True when every rendition of ``key`` carries a marker for ``etag`` and today's recipe."""
@@ -177,35 +210,53 @@ class Backfill:
                 return False
         return True
 
-    def decisions(self) -> Iterator[tuple[dict[str, Any], str]]:
-        """Each listed object with its decision, in listing order."""
-        listing = self._listing()
+    def decisions(self) -> Iterator[tuple[dict[str, Any], Mark, str]]:
+        """Each object with its position and decision, in order. With ``--skip-current`` the
+        renditions of the next keys are HEADed on a pool while the earlier ones are decided."""
+        objects = self._objects()
         if not self.options.skip_current:
-            for obj in listing:
-                yield obj, FILTERED if self._filtered_out(obj) else ENQUEUE
+            try:
+                for obj, mark in objects:
+                    yield obj, mark, FILTERED if self._filtered_out(obj) else ENQUEUE
+            finally:
+                objects.close()  # an inventory's data file in hand is closed
             return
-        pool = ThreadPoolExecutor(HEAD_THREADS, thread_name_prefix="backfill-head")
+        threads = head_threads(self.options.concurrency)
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="backfill-head")
+        ahead: deque[tuple[dict[str, Any], Mark, Future[bool] | None]] = deque()
+
+        def decided() -> tuple[dict[str, Any], Mark, str]:
+            obj, mark, check = ahead.popleft()
+            if check is None:
+                return obj, mark, FILTERED
+            return obj, mark, CURRENT if check.result() else ENQUEUE
+
         try:
-            while chunk := list(islice(listing, CHECK_CHUNK)):
-                checks: list[Future[bool] | None] = [
-                    None
-                    if self._filtered_out(obj)
-                    else pool.submit(self.is_current, obj["Key"], markers.strip_quotes(obj["ETag"]))
-                    for obj in chunk
-                ]
-                for obj, check in zip(chunk, checks, strict=True):
-                    if check is None:
-                        yield obj, FILTERED
-                    else:
-                        yield obj, CURRENT if check.result() else ENQUEUE
+            for obj, mark in objects:
+                check = None
+                if not self._filtered_out(obj):
+                    check = pool.submit(self.is_current, obj["Key"], markers.strip_quotes(obj["ETag"]))
+                ahead.append((obj, mark, check))
+                if len(ahead) >= threads * CHECK_AHEAD:
+                    yield decided()
+            while ahead:
+                yield decided()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            objects.close()
 
     # sending and the checkpoint
 
-    def _advance(self, key: str | None) -> None:
-        if not self._frozen:
-            self.summary.last_key = key
+    def checkpoint(self) -> Mark:
+        """The position before the lowest entry not (yet) enqueued, else the last one examined."""
+        for held in (self.window.hold() if self.window else None, self._refused):
+            if held is not None:
+                return held
+        return self._pending[0].before if self._pending else self._examined
+
+    def _mark_summary(self) -> None:
+        mark = self.checkpoint()
+        self.summary.last_key, self.summary.checkpoint = mark.key, mark.at
 
     def _body(self, obj: dict[str, Any]) -> str:
         now = self._clock()
@@ -221,57 +272,53 @@ class Backfill:
         )
         return message_body(record)
 
-    def _flush(self, pending: list[_Pending]) -> None:
-        """Send ``pending`` (up to 10); settle the checkpoint by each entry's fate."""
-        if not pending:
-            return
-        if self.options.dry_run:
-            self.summary.enqueued += len(pending)
-            pending.clear()
-            self._advance(self._examined)
-            return
-        redraw = (lambda: self.progress.advance(0)) if self.progress else None
-        if not self.backpressure.acquire(len(pending), on_wait=redraw):
-            # Stopped while held back: nothing sent, the checkpoint stays before the batch.
-            self._advance(pending[0].before)
-            pending.clear()
-            return
-        self.limiter.acquire(len(pending))
-        result = send_batch(
-            self.sqs,
-            self.target.queue_url,
-            [{"MessageBody": p.body} for p in pending],
-            sleep=self._send_sleep,
-        )
+    def _settled(self, entries: Sequence[Entry], result: BatchSendResult) -> None:
+        """A batch's fate is known (called in this thread by the window)."""
         self.summary.enqueued += len(result.sent)
         for index, reason in result.failed.items():
             self.summary.failed += 1
             if len(self.summary.failures) < MAX_LISTED_FAILURES:
-                self.summary.failures.append({"key": pending[index].key, "error": reason})
-        if result.failed:
-            self._advance(pending[min(result.failed)].before)
-            self._frozen = True
-        else:
-            self._advance(self._examined)
+                self.summary.failures.append({"key": entries[index].key, "error": reason})
         self._failed_batches = 0 if result.sent else self._failed_batches + 1
+
+    def _drain(self) -> None:
+        """Before reading the queue's depth (--max-backlog): let the batches in flight land in it."""
+        if self.window:
+            self.window.drain()
+
+    def _flush(self) -> None:
+        """Send the batch being filled (up to 10) once the pace and the backlog allow."""
+        pending = self._pending
+        if not pending or self._refused:
+            return
+        if self.window is None:  # --dry-run
+            self.summary.enqueued += len(pending)
+            pending.clear()
+            return
+        redraw = (lambda: self.progress.advance(0)) if self.progress else None
+        if not self.backpressure.acquire(len(pending), on_wait=redraw):
+            self._refused = pending[0].before  # stopped while held back: nothing sent from here on
+            return
+        self.limiter.acquire(len(pending))
+        self.window.submit(list(pending))
         pending.clear()
 
-    def _take(self, obj: dict[str, Any], decision: str, pending: list[_Pending]) -> None:
-        """Account for one listed object, in order; send the batch once it holds 10."""
-        key = obj["Key"]
+    def _take(self, obj: dict[str, Any], mark: Mark, decision: str) -> None:
+        """Account for one object, in order; send the batch once it holds 10."""
         self.summary.listed += 1
         if decision == ENQUEUE:
-            pending.append(_Pending(key, self._body(obj), before=self._examined))
+            self._pending.append(Entry(obj["Key"], self._body(obj), before=self._examined))
         elif decision == CURRENT:
             self.summary.current += 1
         else:
             self.summary.filtered += 1
-        self._examined = key
-        if not pending:
-            self._advance(key)
-        elif len(pending) == SQS_BATCH:
-            self._flush(pending)
+        self._examined = mark
+        if len(self._pending) == SQS_BATCH:
+            self._flush()
+        if self.window:
+            self.window.reap()
         if self.progress:
+            self._mark_summary()
             self.progress.advance()
 
     def _stop_reason(self) -> str | None:
@@ -284,31 +331,61 @@ class Backfill:
         return None
 
     def run(self) -> Summary:
-        """List, decide and send until the listing ends or a stop is asked for; return the summary.
+        """Enumerate, decide and send until the end or a stop is asked for; return the summary.
 
         AWS errors other than per-entry send failures propagate; ``self.summary`` then holds the
-        counts and the checkpoint so far.
+        counts and the checkpoint so far (the batches in flight are settled first, but after a
+        second Ctrl-C, which leaves them unsettled: the checkpoint stays before them).
         """
         started = time.monotonic()
-        pending: list[_Pending] = []
-        exhausted = False
+        if not self.options.dry_run:
+            self.window = SendWindow(
+                self.sqs,
+                self.target.queue_url,
+                concurrency=self.options.concurrency,
+                on_settled=self._settled,
+                send_sleep=self._send_sleep,
+            )
+        hard_stop = False
         try:
-            decisions = self.decisions()
-            try:
-                for obj, decision in decisions:
-                    self._take(obj, decision, pending)
-                    self.summary.stopped = self._stop_reason()
-                    if self.summary.stopped:
-                        break
-                else:
-                    exhausted = True
-            finally:
-                decisions.close()  # cancels the rendition checks still queued
-            self._flush(pending)  # the last partial batch, also when stopping: it is settled here
+            exhausted = self._send_all()
+        except KeyboardInterrupt:  # a second Ctrl-C: leave now, the sends under way finish alone
+            hard_stop = True
+            raise
         finally:
-            self.summary.elapsed_seconds = round(time.monotonic() - started, 3)
-            self.summary.held_back_seconds = round(self.backpressure.waited_seconds, 3)
-            if self.progress:
-                self.progress.close()
-        self.summary.complete = exhausted and not self.summary.failed
+            self._finish(started, hard_stop=hard_stop)
+        self.summary.complete = exhausted and not self.summary.failed and not self._refused
         return self.summary
+
+    def _send_all(self) -> bool:
+        """The loop of :meth:`run`; True when every object was enumerated."""
+        exhausted = False
+        decisions = self.decisions()
+        try:
+            for obj, mark, decision in decisions:
+                self._take(obj, mark, decision)
+                self.summary.stopped = self._stop_reason()
+                if self.summary.stopped:
+                    break
+            else:
+                exhausted = True
+        finally:
+            decisions.close()  # cancels the rendition checks still queued
+        if self.summary.stopped != "interrupted":
+            self._flush()  # the last partial batch (after Ctrl-C it stays unsent: resumed later)
+        self._drain()
+        return exhausted
+
+    def _finish(self, started: float, *, hard_stop: bool) -> None:
+        if self.window:
+            if not hard_stop:
+                # After an error: settle what was sent, for an exact checkpoint (the first error is
+                # the one reported; a batch whose send failed too keeps its hold).
+                with contextlib.suppress(Exception):
+                    self.window.drain()
+            self.window.close(wait_for_sends=not hard_stop)
+        self._mark_summary()
+        self.summary.elapsed_seconds = round(time.monotonic() - started, 3)
+        self.summary.held_back_seconds = round(self.backpressure.waited_seconds, 3)
+        if self.progress:
+            self.progress.close()

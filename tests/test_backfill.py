@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import signal
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,18 @@ def run_handler(sqs: Any, stack: dict[str, str], capsys: pytest.CaptureFixture[s
     delete(sqs, stack["QueueUrl"], messages)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     return [line for line in lines if "_aws" not in line]
+
+
+def target_of(stack: dict[str, str]) -> backfill.Target:
+    """The stack's source bucket, ingest queue and deployed function configuration, as the command
+    resolves them: for runs of :class:`backfill.Backfill` in the test's process."""
+    fn = load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
+    return backfill.Target(
+        bucket=stack["SourceBucketName"],
+        queue_url=stack["QueueUrl"],
+        region=REGION,
+        config=Config.from_env(fn.environment),
+    )
 
 
 def dest_keys(s3: Any, stack: dict[str, str]) -> list[str]:
@@ -351,8 +364,10 @@ def test_resume_after_a_stop_and_an_interruption_covers_every_key_exactly_once(
     ]
     assert depths(sqs, stack) == (62, 0)
 
-    # 2. Resume, and press Ctrl-C (a real SIGINT) while the third batch is being sent: that batch is
-    #    settled, then the run stops with the checkpoint at its last key and exit status 130.
+    # 2. Resume, and press Ctrl-C (a real SIGINT) while the third batch is being sent: the batches in
+    #    flight (the third, and any the listing had already started beside it) are settled, no other
+    #    is started, and the run stops with exit status 130 and the checkpoint after the last batch
+    #    sent, before the first key not sent.
     sends = Counter[str]()
 
     def ctrl_c_on_third_send(**_: Any) -> None:
@@ -364,22 +379,20 @@ def test_resume_after_a_stop_and_an_interruption_covers_every_key_exactly_once(
         hook_sqs(scoped, "provide-client-params.sqs.SendMessageBatch", ctrl_c_on_third_send)
         code, out, err = run_backfill(capsys, *resume_args(err, "stopped after 1,234 keys (--max-keys)")[1:])
     doc = json.loads(out)
-    third_batch_end = wanted[62 + 29]  # the 30th key of this run
+    sent = doc["enqueued"]  # 30 unless batches after the third were already under way
     assert code == 130
-    assert (sends["batches"], doc["enqueued"], doc["stopped"], doc["last_key"]) == (
-        3,
-        30,
-        "interrupted",
-        third_batch_end,
-    )
-    assert "stopping after the batch in flight" in err
-    assert resume_args(err, "interrupted")[:3] == ["backfill", "--start-after", third_batch_end]
-    assert depths(sqs, stack) == (92, 0)
+    assert (doc["stopped"], sent % 10, sends["batches"] * 10) == ("interrupted", 0, sent)
+    assert sent >= 30
+    assert wanted[62 + sent - 1] <= doc["last_key"] < wanted[62 + sent]
+    assert "stopping after the batches in flight" in err
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("backfill-")]  # none left running
+    assert resume_args(err, "interrupted")[:3] == ["backfill", "--start-after", doc["last_key"]]
+    assert depths(sqs, stack) == (62 + sent, 0)
 
     # 3. Resume again: the rest.
     code, doc, err = run_json(capsys, *resume_args(err, "interrupted")[1:-1])
     assert (code, err) == (0, "")
-    assert (doc["enqueued"], doc["complete"], doc["last_key"]) == (125 - 92, True, keys[-1])
+    assert (doc["enqueued"], doc["complete"], doc["last_key"]) == (125 - 62 - sent, True, keys[-1])
     assert depths(sqs, stack) == (125, 0)
 
     assert sorted(key_of(r) for r in drain(sqs, stack)) == wanted  # every key, exactly once
@@ -545,10 +558,7 @@ def test_max_backlog_keeps_the_backfill_a_bounded_distance_ahead_of_the_function
     keys = [f"original/m/k{i:03d}.jpg" for i in range(95)]
     put_tiny(s3, stack["SourceBucketName"], keys)
     url = stack["QueueUrl"]
-    fn = load_function(boto3.client("lambda", region_name=REGION), stack["FunctionName"])
-    target = backfill.Target(
-        bucket=stack["SourceBucketName"], queue_url=url, region=REGION, config=Config.from_env(fn.environment)
-    )
+    target = target_of(stack)
     consumer = boto3.client("sqs", region_name=REGION)  # the function: 5 messages per depth read
     consumed: list[str] = []
     depth_after_send: list[int] = []

@@ -9,6 +9,7 @@ real subprocesses of the installed ``imgproc`` script, so the exit status is the
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -107,6 +108,12 @@ BAD_OPTIONS = [
     (["dlq", "--bogus"], "imgproc dlq: unrecognized arguments: --bogus"),
     (["backfill", "--since", "last tuesday"], "imgproc backfill: argument --since"),
     (["backfill", "--max-keys", "0"], "imgproc backfill: argument --max-keys: must be a positive number"),
+    (["backfill", "--concurrency", "0"], "imgproc backfill: argument --concurrency: must be at least 1"),
+    (["backfill", "--concurrency", "500"], "imgproc backfill: argument --concurrency: at most 32"),
+    (
+        ["backfill", "--concurrency", "many"],
+        "imgproc backfill: argument --concurrency: 'many' is not a whole",
+    ),
     (["invoke", EVENT, "--env", "LOG_LEVEL"], "imgproc invoke: --env 'LOG_LEVEL' is not KEY=VALUE"),
     (["invoke", "/nonexistent/event.json"], "imgproc invoke: cannot read /nonexistent/event.json"),
     (["deploy", "-p", "Sizes=abc"], "imgproc deploy: Sizes='abc' does not match"),
@@ -226,6 +233,30 @@ def test_native_replay_on_the_embedded_aws_says_why_in_one_clean_line(
     assert_one_line(err, "imgproc dlq replay: native move not supported by this endpoint (")
     assert "<" not in err  # moto's HTML error page is reduced to its title
     assert err.endswith("run without --native to replay message by message\n")
+
+
+def test_backfill_from_an_inventory_it_cannot_use_says_why_in_one_line(
+    live: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report that is not there, not CSV (S3 Inventory also writes ORC and Parquet) or not an
+    inventory: exit 2, nothing sent."""
+    s3 = boto3.client("s3", endpoint_url=live, region_name="us-east-1")
+    s3.create_bucket(Bucket="careless-inventory")
+    for fmt in ("ORC", "Parquet"):  # refused for their format, before anything else is looked at
+        manifest = {"sourceBucket": "any", "fileFormat": fmt, "fileSchema": "Bucket, Key, Size", "files": []}
+        s3.put_object(Bucket="careless-inventory", Key=f"{fmt}/manifest.json", Body=json.dumps(manifest))
+    s3.put_object(Bucket="careless-inventory", Key="html/manifest.json", Body=b"<html>moved</html>")
+    cases = [
+        ("ORC/manifest.json", "is an inventory in ORC format: only CSV inventories can be read"),
+        ("Parquet/manifest.json", "is an inventory in Parquet format: only CSV inventories can be read"),
+        ("html/manifest.json", "is not an S3 Inventory manifest (manifest.json)"),
+        ("nowhere/manifest.json", "no inventory manifest at s3://careless-inventory/nowhere/manifest.json"),
+    ]
+    for key, message in cases:
+        argv = ["backfill", "--endpoint-url", live, "--stack-name", "careless"]
+        code, out, err = run(capsys, [*argv, "--from-inventory", f"s3://careless-inventory/{key}"])
+        assert (code, out) == (2, "")
+        assert_one_line(err, "imgproc backfill: ", message)
 
 
 # --- the boundary itself --------------------------------------------------------------------------------

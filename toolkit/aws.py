@@ -49,8 +49,15 @@ def use_local_credentials() -> None:
 
 
 # Retries ride out throttling and 5xx; a short connect timeout makes an endpoint that is down or
-# unroutable fail in seconds (botocore waits 60 s per attempt by default) instead of minutes.
-CLIENT_CONFIG = BotoConfig(connect_timeout=5, retries={"mode": "standard", "max_attempts": 5})
+# unroutable fail in seconds (botocore waits 60 s per attempt by default) instead of minutes. The
+# connection pool holds enough connections for the commands that call from a thread pool (backfill's
+# parallel sends and HEADs; botocore keeps 10 by default and drops the rest after each call).
+MAX_POOL_CONNECTIONS = 50
+CLIENT_CONFIG = BotoConfig(
+    connect_timeout=5,
+    retries={"mode": "standard", "max_attempts": 5},
+    max_pool_connections=MAX_POOL_CONNECTIONS,
+)
 
 
 def client(args: Any, service: str) -> Any:

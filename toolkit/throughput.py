@@ -74,7 +74,9 @@ class Backpressure:
     batch costs no extra request while there is room; when the room is spent the queue is read again
     every ``poll`` seconds until it has drained below the limit. The count is approximate, and a
     batch is sent whenever there is room for one message, so the queue may briefly hold up to
-    ``limit + 9``.
+    ``limit + 9``. A producer with sends still in flight passes ``settle``, called before each read of
+    the depth to let them land in the queue first (otherwise the read misses them and the room is
+    spent twice).
     """
 
     def __init__(
@@ -85,9 +87,11 @@ class Backpressure:
         *,
         poll: float = 1.0,
         stop: threading.Event | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         if limit is not None and limit <= 0:
             raise ValueError("--max-backlog must be positive")
+        self.settle = settle
         self.sqs, self.queue_url, self.limit, self.poll = sqs, queue_url, limit, poll
         self.stop = stop or threading.Event()
         self.waiting: int | None = None  # while held back: the depth last read
@@ -106,6 +110,8 @@ class Backpressure:
         held_since: float | None = None
         try:
             while self._room <= 0:
+                if self.settle:
+                    self.settle()
                 depth = self._depth()
                 self._room = self.limit - depth
                 if self._room > 0:
