@@ -11,6 +11,7 @@ handler wrote, and :func:`describe_line` shows one in a line.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ def run_insights(
     query_id = logs_client.start_query(
         logGroupName=log_group,
         startTime=int(start.timestamp()),
-        endTime=int(end.timestamp()),
+        endTime=math.ceil(end.timestamp()),  # whole seconds: the last one counts
         queryString=query,
     )["queryId"]
     deadline = time.monotonic() + timeout
