@@ -303,3 +303,35 @@ def test_enqueue_sends_one_backfill_shaped_message_per_key(
     code, out, err = run(capsys, "enqueue", "nowhere/x.jpg")
     assert (code, out) == (2, "")
     assert err.startswith("imgproc enqueue: 'nowhere/x.jpg' is neither a source key")
+
+
+def test_the_catalog_item_is_shown_when_catalog_table_is_set(
+    stack: dict[str, str], s3: Any, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName="catalog",
+        KeySchema=[{"AttributeName": "source_key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "source_key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    lam = boto3.client("lambda", region_name=REGION)
+    env = lam.get_function_configuration(FunctionName=stack["FunctionName"])["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=stack["FunctionName"], Environment={"Variables": {**env, "CATALOG_TABLE": "catalog"}}
+    )
+    try:
+        etag = upload(s3, stack, KEY, imagegen.photo_jpeg(320, 240))
+        render(capsys, sqs, stack, KEY)
+        code, doc = explain(capsys, KEY)
+        _, out, _ = run(capsys, "explain", KEY)
+    finally:
+        lam.update_function_configuration(FunctionName=stack["FunctionName"], Environment={"Variables": env})
+        dynamodb.delete_table(TableName="catalog")
+    assert code == 0
+    catalog = doc["keys"][0]["catalog"]
+    assert catalog["table"] == "catalog"
+    assert catalog["item"]["status"] == "rendered"
+    assert catalog["item"]["source_etag"] == etag
+    assert len(catalog["item"]["renditions"]) == 2
+    assert f"catalog (catalog): status rendered, source_etag {etag}, processed_at " in out
