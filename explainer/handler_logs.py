@@ -115,7 +115,7 @@ def run_insights(
 def describe_line(doc: Mapping[str, Any]) -> str:
     """One handler line in one line: its time, event, and the fields that tell what happened."""
     parts = [str(doc.get("timestamp", "?")), str(doc.get("event", "?"))]
-    parts += [f"{name}={doc[name]}" for name in _SHOWN if doc.get(name) not in (None, "")]
+    parts += [f"{name}={doc[name]}" for name in _SHOWN if doc.get(name) not in (None, "", False)]
     return "  ".join(parts)
 
 

@@ -13,7 +13,7 @@ from explainer.verdict import Explanation, RenditionReport, RenditionState
 from processor import markers
 from processor.storage import SourceHead
 from toolkit.tables import clip
-from toolkit.terminal import Block, Table
+from toolkit.terminal import Block
 
 _MESSAGE_WIDTH = 70
 _CATALOG_FIELDS = ("status", "source_etag", "error_class", "processed_at")
@@ -107,16 +107,8 @@ def blocks(report: KeyReport) -> list[Block]:
     out: list[Block] = [f"{key}" + (f"  (from {given})" if given != key else "")]
     out.append(_source_line(bucket, key, explanation.source))
     out.append("renditions")
-    out.append(
-        Table(
-            ["size", "state", "key", "made from ETag", "recipe", "processed at"],
-            [_rendition_row(r) for r in explanation.renditions],
-            indent=2,
-        )
-    )
     for rendition in explanation.renditions:
-        if rendition.reason:
-            out.append(f"  {rendition.size} is stale: {rendition.reason}")
+        out += _rendition_lines(rendition)
     out += _dead_letter_blocks(explanation, dlq)
     if catalog_table:
         out.append(f"catalog ({catalog_table}): {_catalog_text(explanation.catalog)}")
@@ -138,29 +130,31 @@ def _source_line(bucket: str, key: str, head: SourceHead | None) -> str:
     )
 
 
-def _rendition_row(report: RenditionReport) -> list[str]:
+def _rendition_lines(report: RenditionReport) -> list[str]:
+    """Two lines a rendition (a table of ETags, digests and keys is wider than most terminals)."""
+    head = f"  {report.size:<9} {report.state.value:<8} {report.key}"
     if report.state is RenditionState.MISSING:
-        recipe = "-"
-    elif report.recipe_current:
-        recipe = f"{report.recipe} (today's)"
-    else:
-        recipe = f"{report.recipe or 'none'} (today's {report.expected_recipe})"
-    processed = (report.markers or {}).get(markers.PROCESSED_AT, "-")
-    return [report.size, report.state.value, report.key, report.made_from_etag or "-", recipe, processed]
+        return [head]
+    processed = (report.markers or {}).get(markers.PROCESSED_AT, "?")
+    if report.reason:  # stale: what differs, and the other half is as it should be
+        return [head, f"{'':<21}{report.reason}; processed {processed}"]
+    recipe = f"recipe {report.recipe} (today's)" if report.recipe_current else f"recipe {report.recipe}"
+    return [
+        head,
+        f"{'':<21}made from ETag {report.made_from_etag or 'unknown'}, {recipe}, processed {processed}",
+    ]
 
 
 def _dead_letter_blocks(explanation: Explanation, dlq: DlqScan) -> list[Block]:
     seen = f"read {dlq.scanned:,} message(s), released at once" + ("" if dlq.complete else ", stopped early")
     if not explanation.dead_letters:
         return [f"dead letters: none name this key ({seen})"]
-    rows = [
-        [d.when or "-", d.error_class, str(d.replay_count), clip(d.error_message or "-", _MESSAGE_WIDTH)]
-        for d in explanation.dead_letters
-    ]
-    return [
-        f"dead letters: {len(rows)} name this key ({seen})",
-        Table(["failed at", "error class", "replays", "error message"], rows, right=(2,), indent=2),
-    ]
+    out: list[Block] = [f"dead letters: {len(explanation.dead_letters)} name this key ({seen})"]
+    for letter in explanation.dead_letters:
+        when, replays = letter.when or "?", letter.replay_count
+        out.append(f"  {when}  {letter.error_class}  replays {replays}  message {letter.message_id}")
+        out.append(f"    {clip(letter.error_message or '-', _MESSAGE_WIDTH)}")
+    return out
 
 
 def _catalog_text(item: Mapping[str, Any] | None) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from processor import errors, markers
 from processor.storage import SourceHead
 
-RECENT_UPLOAD_SECONDS = 120  # a source younger than this may still be on its way through the queue
+RECENT_UPLOAD_SECONDS = 60  # a source younger than this may still be on its way through the queue
 DEFAULT_MAX_REPLAYS = 3  # `imgproc dlq replay --max-replays` default: a message at it needs --force
 # The permanent classes that say the source's bytes are the problem (fixed by a new upload).
 SOURCE_FAULTS = frozenset(
@@ -309,7 +309,8 @@ def _dead_lettered(
 ) -> Verdict:
     reason = latest.error_message or latest.error_class
     more = f" (and {count - 1} more)" if count > 1 else ""
-    summary = f"dead-lettered as {latest.error_class} at {latest.when or '?'}{more}: {reason}"
+    replays = f", replayed {latest.replay_count} time(s)" if latest.replay_count else ""
+    summary = f"dead-lettered as {latest.error_class} at {latest.when or '?'}{replays}{more}"
     changed_since = (
         source.last_modified is not None
         and latest.failed_at is not None
