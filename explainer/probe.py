@@ -8,6 +8,7 @@ catalog item. Nothing here decides anything: :mod:`explainer.verdict` does.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,6 +23,7 @@ from processor.renditions import plan_renditions
 from processor.storage import SourceHead
 from toolkit import dead_letters
 from toolkit.function import FunctionConfig, load_function
+from toolkit.interrupts import CtrlCStops
 from toolkit.stack import Output, StackOutputs, read_outputs
 
 DLQ_VISIBILITY = 30  # seconds a DLQ message read stays hidden should this command die before releasing it
@@ -112,21 +114,25 @@ def scan_dead_letters(sqs: Any, dlq_url: str, keys: Iterable[str], *, limit: int
     wanted = set(keys)
     depth = queue_depth(sqs, dlq_url)
     result = DlqScan(by_key={key: [] for key in wanted}, depth=depth.visible)
-    scanner = Scanner(sqs, dlq_url, visibility=DLQ_VISIBILITY)
-    try:
-        for batch in scanner.rounds():
-            result.scanned += len(batch)
-            for message in batch:
-                summary = dead_letters.summary(message)
-                for key in dict.fromkeys(summary["keys"]):
-                    if key in wanted:
-                        result.by_key[key].append(DeadLetter.from_summary(summary))
-            scanner.release(batch)
-            if result.scanned >= limit:
-                result.complete = False
-                break
-    finally:
-        scanner.close()
+    stop = threading.Event()
+    scanner = Scanner(sqs, dlq_url, visibility=DLQ_VISIBILITY, stop=stop)
+    # Ctrl-C stops between receives, never inside one (the messages it hid could not be released):
+    # the scan raises KeyboardInterrupt at that safe point, and ``close`` releases every message.
+    with CtrlCStops(stop, "imgproc explain: stopping after the receive in flight"):
+        try:
+            for batch in scanner.rounds():
+                result.scanned += len(batch)
+                for message in batch:
+                    summary = dead_letters.summary(message)
+                    for key in dict.fromkeys(summary["keys"]):
+                        if key in wanted:
+                            result.by_key[key].append(DeadLetter.from_summary(summary))
+                scanner.release(batch)
+                if result.scanned >= limit:
+                    result.complete = False
+                    break
+        finally:
+            scanner.close()
     result.warnings = scan_warnings(depth, scanner.release_failures, DLQ_VISIBILITY)
     if not result.complete:
         result.warnings.append(f"read the first {result.scanned:,} of ~{depth.visible:,} DLQ messages only")

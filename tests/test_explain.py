@@ -6,13 +6,15 @@ or delete: healthy, stale, missing, orphaned, dead-lettered keys, a recipe chang
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from typing import Any
 
 import boto3
 import imagegen
 import pytest
-from conftest import REGION
+from conftest import REGION, hook_sqs
 from test_backfill import receive_all, run_handler
 
 from explainer import handler_logs
@@ -107,7 +109,9 @@ def test_a_rendered_key_with_odd_characters_is_healthy(
     assert out.startswith(f"{KEY}\nsource s3://{stack['SourceBucketName']}/{KEY}: ")
     lines = out.splitlines()
     at = lines.index(f"  300x300   current  resized/300x300/{NAME}")
-    assert lines[at + 1].strip().startswith(f"made from ETag {etag}, recipe {rendition['recipe']} (today's), ")
+    assert (
+        lines[at + 1].strip().startswith(f"made from ETag {etag}, recipe {rendition['recipe']} (today's), ")
+    )
     assert out.splitlines()[-1] == f"verdict: healthy: every rendition (2) is current with ETag {etag}"
 
 
@@ -337,3 +341,31 @@ def test_the_catalog_item_is_shown_when_catalog_table_is_set(
     assert catalog["item"]["source_etag"] == etag
     assert len(catalog["item"]["renditions"]) == 2
     assert f"catalog (catalog): status rendered, source_etag {etag}, processed_at " in out
+
+
+def test_ctrl_c_while_reading_the_dlq_releases_every_message_and_exits_130(
+    stack: dict[str, str], sqs: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        sqs.send_message(
+            QueueUrl=stack["DeadLetterQueueUrl"],
+            MessageBody=json.dumps({"Records": [{"s3": {"object": {"key": f"original/{i}.jpg"}}}]}),
+        )
+    receives = []
+
+    def ctrl_c_during_the_first_receive(**_: Any) -> None:
+        receives.append(1)
+        if len(receives) == 1:  # the messages are hidden, their receipt handles not yet read
+            os.kill(os.getpid(), signal.SIGINT)
+
+    hook_sqs(monkeypatch, "before-parse.sqs.ReceiveMessage", ctrl_c_during_the_first_receive)
+    code = cli.main(["explain", "original/0.jpg"])
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "",
+        "imgproc explain: stopping after the receive in flight (Ctrl-C again to stop at once)",
+        "imgproc explain: interrupted",
+    ]
+    attributes = sqs.get_queue_attributes(QueueUrl=stack["DeadLetterQueueUrl"], AttributeNames=["All"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "3"
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
