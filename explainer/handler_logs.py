@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from observability.dashboards.local_logs import LOG_GLOB, parse_timestamp
+from observability.dashboards.local_logs import LOG_GLOB, json_object, parse_timestamp
 
 LOG_LINES = 10  # the key's last lines shown
 QUERY_TIMEOUT = 60.0  # seconds to wait for an Insights query
@@ -61,7 +61,7 @@ def local_lines(log_dir: Path, key: str, limit: int = LOG_LINES) -> HandlerLogs:
             for line in lines:
                 if '"key"' not in line:  # the record's lines only (cheap, before parsing)
                     continue
-                doc = _json_object(line)
+                doc = json_object(line.strip())
                 if doc is not None and doc.get("key") == key:
                     found.append((parse_timestamp(doc.get("timestamp")) or 0, doc))
     found.sort(key=lambda pair: pair[0])
@@ -120,7 +120,7 @@ def describe_line(doc: Mapping[str, Any]) -> str:
 
 
 def _line_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    doc = _json_object(str(row.get("@message") or ""))
+    doc = json_object(str(row.get("@message") or ""))
     if doc is None:
         return {"timestamp": row.get("@timestamp"), "event": row.get("@message")}
     doc.setdefault("timestamp", row.get("@timestamp"))
@@ -129,14 +129,3 @@ def _line_of(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _json_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    text = text.strip()
-    if not text.startswith("{"):
-        return None
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None

@@ -8,8 +8,9 @@ import argparse
 import json
 import sys
 
-from explainer import keys, probe
+from explainer import probe
 from explainer.enqueue import Item, enqueue
+from imgproc.explain import target_and_keys
 from toolkit import aws
 from toolkit.stack import Output
 
@@ -36,17 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        target = probe.load_target(
-            aws.client(args, "cloudformation"), aws.client(args, "lambda"), args.stack_name, Output.QUEUE_URL
-        )
-    except probe.FunctionConfigError as exc:
-        print(f"imgproc enqueue: {exc}", file=sys.stderr, flush=True)
-        return 1
-    inputs = [
-        keys.parse(text, target.config, source_bucket=target.source_bucket, dest_bucket=target.dest_bucket)
-        for text in dict.fromkeys(args.keys)
-    ]
+    resolved = target_and_keys(args, Output.QUEUE_URL)
+    if resolved is None:
+        return EXIT_FAILED
+    target, inputs = resolved
     s3 = aws.client(args, "s3")
     items = list(
         {

@@ -69,18 +69,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def target_and_keys(
+    args: argparse.Namespace, required: Output
+) -> tuple[probe.Target, list[keys.KeyInput]] | None:
+    """The stack and function behind ``args`` and the keys it names (:class:`UsageError` for a key
+    that names no source); None, said on stderr, when the function's configuration does not parse."""
     try:
         target = probe.load_target(
-            aws.client(args, "cloudformation"), aws.client(args, "lambda"), args.stack_name, Output.DLQ_URL
+            aws.client(args, "cloudformation"), aws.client(args, "lambda"), args.stack_name, required
         )
     except probe.FunctionConfigError as exc:
-        print(f"imgproc explain: {exc}", file=sys.stderr, flush=True)
-        return 1
+        print(f"imgproc {args.command_name}: {exc}", file=sys.stderr, flush=True)
+        return None
     inputs = [
         keys.parse(text, target.config, source_bucket=target.source_bucket, dest_bucket=target.dest_bucket)
         for text in dict.fromkeys(args.keys)
     ]
+    return target, inputs
+
+
+def run(args: argparse.Namespace) -> int:
+    resolved = target_and_keys(args, Output.DLQ_URL)
+    if resolved is None:
+        return EXIT_UNHEALTHY
+    target, inputs = resolved
     s3, sqs = aws.client(args, "s3"), aws.client(args, "sqs")
     sources = [probe.pick_source(s3, target.source_bucket, given) for given in inputs]
     dlq = probe.scan_dead_letters(sqs, target.outputs.dlq_url, [key for key, _ in sources])
