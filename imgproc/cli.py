@@ -15,7 +15,7 @@ from typing import NoReturn
 import backfill
 from dlq_replayer import arguments as dlq_arguments
 from dlq_replayer import dlq
-from imgproc import boundary, dashboard, demo, deploy, invoke, local, package, status
+from imgproc import boundary, dashboard, demo, deploy, enqueue, explain, invoke, local, package, status
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -57,6 +57,16 @@ COMMANDS: dict[str, Command] = {
         "Enqueue existing source keys for processing (filters, dry run, rate, resumable).",
         backfill.add_arguments,
         backfill.run,
+    ),
+    "explain": (
+        "Why a key's renditions are missing or old (source, renditions, DLQ, catalog, logs) and the fix.",
+        explain.add_arguments,
+        explain.run,
+    ),
+    "enqueue": (
+        "Put one synthetic S3 event per key on the ingest queue, so the function reconciles it again.",
+        enqueue.add_arguments,
+        enqueue.run,
     ),
 }
 

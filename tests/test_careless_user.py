@@ -114,6 +114,16 @@ BAD_OPTIONS = [
         ["backfill", "--concurrency", "many"],
         "imgproc backfill: argument --concurrency: 'many' is not a whole",
     ),
+    (
+        ["explain"],
+        "imgproc explain: the following arguments are required: KEY (see 'imgproc explain --help')",
+    ),
+    (["explain", "original/a.jpg", "--since", "forever"], "imgproc explain: argument --since"),
+    (
+        ["enqueue"],
+        "imgproc enqueue: the following arguments are required: KEY (see 'imgproc enqueue --help')",
+    ),
+    (["enqueue", "original/a.jpg", "--bogus"], "imgproc enqueue: unrecognized arguments: --bogus"),
     (["invoke", EVENT, "--env", "LOG_LEVEL"], "imgproc invoke: --env 'LOG_LEVEL' is not KEY=VALUE"),
     (["invoke", "/nonexistent/event.json"], "imgproc invoke: cannot read /nonexistent/event.json"),
     (["deploy", "-p", "Sizes=abc"], "imgproc deploy: Sizes='abc' does not match"),
@@ -147,6 +157,8 @@ AWS_COMMANDS = [
     ["dlq", "replay"],
     ["dlq", "purge", "--yes"],
     ["backfill"],
+    ["explain", "original/a b+é.jpg"],
+    ["enqueue", "original/a b+é.jpg"],
     ["invoke", EVENT],
     ["deploy", "--zip", EVENT],  # any bytes do: the endpoint is never reached
 ]
@@ -161,7 +173,8 @@ def test_a_dead_endpoint_exits_1_in_one_line(
     assert code == 1
     assert out == ""
     assert f"cannot reach {dead}" in err  # every command says it the same way (toolkit.errors.aws_message)
-    assert_one_line(err, f"imgproc {' '.join(a for a in argv[:2] if not a.startswith(('-', '/')))}: ")
+    command = " ".join(a for a in argv[:2] if not a.startswith("-") and "/" not in a)  # no file or key
+    assert_one_line(err, f"imgproc {command}: ")
 
 
 def test_the_dashboard_is_drawn_without_the_endpoint_and_says_so(

@@ -14,6 +14,8 @@ class FunctionConfig:
     timeout_seconds: int
     memory_mb: int
     environment: dict[str, str]
+    # Where its logs go: the LoggingConfig's group, else Lambda's default /aws/lambda/<name>.
+    log_group: str = ""
 
 
 def load_function(lam: Any, name: str) -> FunctionConfig:
@@ -25,4 +27,5 @@ def load_function(lam: Any, name: str) -> FunctionConfig:
         timeout_seconds=int(conf.get("Timeout", 3)),
         memory_mb=int(conf.get("MemorySize", 128)),
         environment={k: str(v) for k, v in (conf.get("Environment") or {}).get("Variables", {}).items()},
+        log_group=(conf.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{conf['FunctionName']}",
     )

@@ -174,7 +174,7 @@ def read_lines(
         if not text:
             continue
         logs.lines += 1
-        doc = _json_object(text)
+        doc = json_object(text)
         if doc is None:
             logs.unreadable += 1
         elif "_aws" in doc:
@@ -191,7 +191,8 @@ def read_lines(
     return logs
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object a log line holds, or None (not JSON, not an object, a line cut short)."""
     if not text.startswith("{"):
         return None
     try:
