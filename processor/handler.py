@@ -45,7 +45,9 @@ def runtime() -> Runtime:
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,
         read_timeout=30,
-        max_pool_connections=max(10, 2 * config.concurrency),
+        # A record sends its HEADs (the source's, one or two per size) at once (processor.fanout):
+        # enough connections for every record in flight to do so without queueing on the pool.
+        max_pool_connections=max(10, config.concurrency * (1 + 2 * len(config.sizes))),
     )
     return Runtime(
         config=config,
