@@ -1,7 +1,9 @@
 """Benchmark: per-record wall time of the real handler when every S3 call costs a round trip.
 
 In Lambda each S3 call takes ~10-30 ms and Lambda bills wall time. This runs
-``processor.handler.lambda_handler`` against in-process moto with a fixed latency L added to every
+``processor.handler.lambda_handler`` against in-process moto (``mock_aws``: its own work, ~1 ms a
+call, then counts in the record's time; ``--server``: a moto server in a child process instead,
+whose HTTP handling on this machine costs more than it takes off) with a fixed latency L added to every
 S3 call of the handler's own client (a botocore ``before-send`` hook that sleeps L), for: a fresh
 render, an idempotent skip (the same event redelivered: every rendition current) and a delete
 (``ObjectRemoved``), with 2 and with 5 sizes; and the same with L = 0 (the record's own time). Each
@@ -11,14 +13,16 @@ the number of calls in flight rose from zero). Prints medians and the targets:
     skip   <= 1.5 L + 5 ms
     render <= 4 L + (the same render with L = 0) + 5 ms
 
-    python benchmarks/bench_latency.py [--latency-ms 15] [--repeat 7] [--megapixels 12]
+    python benchmarks/bench_latency.py [--latency-ms 15] [--repeat 7] [--megapixels 12] [--server]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -91,6 +95,37 @@ class Row:
         return statistics.median(self.wall_ms)
 
 
+# The moto server in a process of its own: like S3's, its work is not on the function's CPU.
+SERVER = """
+import sys
+sys.path.insert(0, {root!r})
+from imgproc.embedded import EmbeddedAws
+print(EmbeddedAws(port=0).start(), flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def _server(in_process: bool) -> Iterator[str | None]:
+    """The endpoint of a moto server in a child process (ends with the block), or None: in-process moto."""
+    if in_process:
+        yield None
+        return
+    child = subprocess.Popen(
+        [sys.executable, "-c", SERVER.format(root=str(ROOT))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        yield child.stdout.readline().strip()
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """The handler's log lines and EMF documents go to stdout: not into the table."""
@@ -109,7 +144,9 @@ def _event(key: str, name: str, receive_count: int = 1) -> dict[str, Any]:
     return sqs_event(record)
 
 
-def measure(sizes: int, latency_ms: float, source: bytes, repeat: int) -> dict[tuple[float, str], Row]:
+def measure(
+    sizes: int, latency_ms: float, source: bytes, repeat: int, endpoint: str | None
+) -> dict[tuple[float, str], Row]:
     """``repeat`` fresh renders, skips and deletes of new keys with ``sizes`` sizes, each with L = 0
     and with L = ``latency_ms`` one after the other (the machine's load drifts alike for both)."""
     rows = {(lat, kind): Row(sizes, kind, lat) for lat in (0.0, latency_ms) for kind in KINDS}
@@ -120,17 +157,20 @@ def measure(sizes: int, latency_ms: float, source: bytes, repeat: int) -> dict[t
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION)
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
-    with mock_aws():
+    with mock_aws() if endpoint is None else contextlib.nullcontext():
+        if endpoint is not None:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint  # the handler's clients too
         client = boto3.client("s3", region_name=REGION)  # the benchmark's own: no latency
-        client.create_bucket(Bucket=SOURCE)
-        client.create_bucket(Bucket=DEST)
+        for bucket in (SOURCE, DEST):
+            if bucket not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+                client.create_bucket(Bucket=bucket)
         handler.runtime.cache_clear()
         hook = Latency(0.0)
         hook.install(handler.runtime().s3)
         for i in range(repeat + 1):  # the first round warms the clients and the imaging up: not counted
             for lat in (0.0, latency_ms):
                 hook.seconds = lat / 1000
-                key = f"original/bench/{i}-{lat:g}.jpg"
+                key = f"original/bench/{sizes}/{i}-{lat:g}.jpg"
                 client.put_object(Bucket=SOURCE, Key=key, Body=source)
                 events = {
                     "render": _event(key, "ObjectCreated:Put"),
@@ -161,6 +201,11 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=7, help="records per row (default 7)")
     parser.add_argument("--megapixels", type=int, choices=(1, 12, 24), default=12, help="source JPEG size")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="a moto server in a child process instead of mock_aws in this one",
+    )
     args = parser.parse_args()
     if args.latency_ms < 0 or args.repeat < 1:
         parser.error("--latency-ms must be >= 0 and --repeat >= 1")
@@ -168,13 +213,14 @@ def main() -> int:
     source = imagegen.photo_jpeg(width, height)
     latency = args.latency_ms
 
-    with _quiet():
-        results = {sizes: measure(sizes, latency, source, args.repeat) for sizes in SIZES}
+    with _server(not args.server) as endpoint, _quiet():
+        results = {sizes: measure(sizes, latency, source, args.repeat, endpoint) for sizes in SIZES}
 
     print(
         f"per-record wall time of lambda_handler (median of {args.repeat}), {args.megapixels} MP JPEG source"
     )
-    print(f"L = {latency:g} ms per S3 call (0: the record's own time)\n")
+    where = "moto server in a child process" if args.server else "in-process moto"
+    print(f"L = {latency:g} ms per S3 call (0: the record's own time), {where}\n")
     print(f"| sizes | record | calls | round trips | L=0 ms | L={latency:g} ms | target ms | result |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     failed = 0

@@ -14,13 +14,10 @@ from typing import Any
 
 import imagegen
 import pytest
-from conftest import SOURCE_BUCKET, Aws, s3_body, s3_record, sqs_event, sqs_record, with_config
+from conftest import SOURCE_BUCKET, Aws, run_batch, s3_body, s3_record, sqs_record, with_config
 
-from observability import logs
 from processor import fanout
-from processor.batch import process_batch
 from processor.config import Config
-from processor.events import parse_sqs_event
 from processor.spec import Size
 
 KEY = "original/a.jpg"
@@ -74,16 +71,9 @@ class Calls:
 
 
 def run(aws: Aws, config: Config, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
-    event = sqs_event(sqs_record(s3_body(s3_record(KEY, event_name=event_name)), message_id="m-1"))
-    result = process_batch(
-        parse_sqs_event(event),
-        config=config,
-        s3=aws.s3,
-        sqs=aws.sqs,
-        remaining_ms=lambda: 900_000,
-        log=logs.get_logger("test"),
+    return run_batch(
+        aws, config, sqs_record(s3_body(s3_record(KEY, event_name=event_name)), message_id="m-1")
     )
-    return result.response()
 
 
 @pytest.fixture
