@@ -46,9 +46,10 @@ def settle(calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
     pool = _executor()
     futures = [
         pool.submit(contextvars.copy_context().run, tracing.in_current_trace(_outcome), call)
-        for call in calls
+        for call in calls[1:]
     ]
-    return [future.result() for future in futures]
+    first = _outcome(calls[0])  # the caller's thread sends one too instead of only waiting
+    return [first, *(future.result() for future in futures)]
 
 
 def run_all(calls: Sequence[Callable[[], T]]) -> list[T]:
