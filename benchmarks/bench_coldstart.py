@@ -11,7 +11,7 @@ Also times the first invocation's set-up (``handler.runtime()``: configuration, 
 clients), which a cold start adds before its first record. Prints medians, and the top imports by
 cumulative time of the median cached run.
 
-    python benchmarks/bench_coldstart.py [--runs 7] [--top 15] [--zip existing.zip]
+    python benchmarks/bench_coldstart.py [--runs 7] [--top 15] [--zip this.zip] [--baseline-zip main.zip]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,7 @@ def local_platforms() -> tuple[str, ...]:
 
 
 def build_and_unzip(target: Path, zip_path: Path | None) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
     if zip_path is None:
         zip_path = target / "imgproc-lambda.zip"
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -122,6 +124,45 @@ def runtime_ms(root: Path) -> tuple[float, float]:
     return float(imported), float(setup)
 
 
+@dataclass
+class Figures:
+    """One package's measurements, each a list over the runs."""
+
+    from_source: list[float] = field(default_factory=list)  # import wall ms, no bytecode
+    cached: list[list[tuple[int, int, str]]] = field(default_factory=list)  # -X importtime rows
+    cpu: list[float] = field(default_factory=list)  # import CPU ms, bytecode cached
+    setup: list[float] = field(default_factory=list)  # runtime() wall ms
+
+    def rows(self) -> dict[str, float]:
+        return {
+            "import, no bytecode (what Lambda runs), wall ms": statistics.median(self.from_source),
+            "import, bytecode cached, wall ms": statistics.median(_total_ms(r) for r in self.cached),
+            "import, bytecode cached, CPU ms (user+sys)": statistics.median(self.cpu),
+            "first invocation's runtime() (config, logging, clients), wall ms": statistics.median(self.setup),
+        }
+
+    def median_run(self) -> list[tuple[int, int, str]]:
+        totals = [_total_ms(run) for run in self.cached]
+        return self.cached[totals.index(sorted(totals)[len(totals) // 2])]
+
+
+def measure(roots: list[Path], runs: int) -> list[Figures]:
+    """Every figure of every package, the packages taking turns run by run: the machine's load drifts
+    alike for all of them."""
+    figures = [Figures() for _ in roots]
+    for _ in range(runs):
+        for root, fig in zip(roots, figures, strict=True):
+            fig.from_source.append(_total_ms(importtime(root, bytecode=False)))
+    for root in roots:
+        importtime(root, bytecode=True)  # writes __pycache__
+    for _ in range(runs):
+        for root, fig in zip(roots, figures, strict=True):
+            fig.cached.append(importtime(root, bytecode=True))
+            fig.cpu.append(cpu_ms(root, "import processor.handler") - cpu_ms(root, "pass"))
+            fig.setup.append(runtime_ms(root)[1])
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="interpreters to time (default 7)")
@@ -129,37 +170,43 @@ def main() -> int:
     parser.add_argument(
         "--zip", type=Path, help="an already built zip for this platform (default: build one)"
     )
+    parser.add_argument(
+        "--baseline-zip", type=Path, help="another build (say main's) to measure in the same run, for ratios"
+    )
     args = parser.parse_args()
     if args.runs < 1 or args.top < 1:
         parser.error("--runs and --top must be >= 1")
 
     with tempfile.TemporaryDirectory(prefix="imgproc-coldstart-") as tmp:
-        print(f"building the package for {', '.join(local_platforms())}", file=sys.stderr)
-        root = build_and_unzip(Path(tmp), args.zip)
-        source_runs = [importtime(root, bytecode=False) for _ in range(args.runs)]
-        importtime(root, bytecode=True)  # writes __pycache__
-        runs = [importtime(root, bytecode=True) for _ in range(args.runs)]
-        setups = [runtime_ms(root) for _ in range(args.runs)]
-        cpu = [cpu_ms(root, "import processor.handler") - cpu_ms(root, "pass") for _ in range(args.runs)]
+        if args.zip is None:
+            print(f"building the package for {', '.join(local_platforms())}", file=sys.stderr)
+        roots = [build_and_unzip(Path(tmp) / "this", args.zip)]
+        if args.baseline_zip is not None:
+            roots.append(build_and_unzip(Path(tmp) / "baseline", args.baseline_zip))
+        figures = measure(roots, args.runs)
 
-    totals = [_total_ms(run) for run in runs]
-    median_run = runs[totals.index(sorted(totals)[len(totals) // 2])]
-    total = statistics.median(totals)
-    from_source = statistics.median(_total_ms(run) for run in source_runs)
-    setup = statistics.median(s for _, s in setups)
-    import_cpu = statistics.median(cpu)
+    this = figures[0]
+    import_cpu = statistics.median(this.cpu)
     verdict = "pass" if import_cpu < TARGET_MS else "FAIL"
-    print(f"import processor.handler from the unzipped package, python -S, median of {args.runs}")
-    print(f"without bytecode (what Lambda runs: no .pyc in the zip): {from_source:.1f} ms")
-    print(f"with bytecode cached: {total:.1f} ms wall")
+    print(f"import processor.handler from the unzipped package, python -S, median of {args.runs}\n")
+    if len(figures) == 2:
+        baseline = figures[1].rows()
+        print("| figure | baseline | this tree | ratio |")
+        print("| --- | --- | --- | --- |")
+        for name, value in this.rows().items():
+            print(f"| {name} | {baseline[name]:.1f} | {value:.1f} | {value / baseline[name]:.2f} |")
+    else:
+        print("| figure | this tree |")
+        print("| --- | --- |")
+        for name, value in this.rows().items():
+            print(f"| {name} | {value:.1f} |")
     print(
-        f"with bytecode cached, CPU time (user+sys, minus an empty interpreter's): {import_cpu:.1f} ms "
-        f"(target < {TARGET_MS:.0f} ms: {verdict}; the wall times above grow with the machine's load)"
+        f"\ntarget: import CPU < {TARGET_MS:.0f} ms: {verdict} (CPU, not wall: the wall times grow with the "
+        "load of the machine's other processes)\n"
     )
-    print(f"first invocation's set-up (handler.runtime(): config, logging, clients): {setup:.1f} ms\n")
-    print(f"| module (top {args.top} by cumulative time) | cumulative ms | self ms |")
+    print(f"| module (top {args.top} by cumulative time, this tree) | cumulative ms | self ms |")
     print("| --- | --- | --- |")
-    for self_us, cumulative_us, name in sorted(median_run, key=lambda r: -r[1])[: args.top]:
+    for self_us, cumulative_us, name in sorted(this.median_run(), key=lambda r: -r[1])[: args.top]:
         print(f"| `{name.strip()}` | {cumulative_us / 1000:.1f} | {self_us / 1000:.1f} |")
     return 0 if verdict == "pass" else 1
 
