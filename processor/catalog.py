@@ -46,14 +46,13 @@ the source again after removing, and retries if it is back (the retry restores t
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from observability.outcomes import Outcome
 
@@ -62,8 +61,6 @@ _PUT_CONDITION = (
     " OR (source_last_modified = :last_modified AND source_etag = :etag)"
 )
 _REPLACE_CONDITION = "source_last_modified = :last_modified AND source_etag = :replacing"
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
 
 
 @dataclass(frozen=True)
@@ -251,7 +248,7 @@ def remove(dynamodb: Any, table: str, key: str, *, checked_at: int, keep: bool, 
 
 
 def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _SERIALIZER.serialize(value) for name, value in values.items()}
+    return {name: _serializer().serialize(value) for name, value in values.items()}
 
 
 def _decode(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,4 +263,20 @@ def _decode(item: Mapping[str, Any]) -> dict[str, Any]:
             return int(value)
         return value
 
-    return {name: plain(_DESERIALIZER.deserialize(value)) for name, value in item.items()}
+    return {name: plain(_deserializer().deserialize(value)) for name, value in item.items()}
+
+
+# boto3.dynamodb.types imports the whole of boto3 (s3transfer and multiprocessing with it: ~80 ms of
+# the cold start), for a catalog that is off by default: imported on the first catalog item only.
+@functools.cache
+def _serializer() -> Any:
+    from boto3.dynamodb.types import TypeSerializer  # noqa: PLC0415 - see above
+
+    return TypeSerializer()
+
+
+@functools.cache
+def _deserializer() -> Any:
+    from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415 - see above
+
+    return TypeDeserializer()

@@ -7,7 +7,7 @@ the outcome depends only on the current state of S3, which makes every one of th
 - source present but its current version cannot be rendered (a permanent error: not an image,
   corrupt, too large, unsupported): its renditions show a version the source no longer has, so they
   are deleted, then the error propagates and the batch dead-letters the message;
-- every rendition current: skip (a HEAD each);
+- every rendition current: skip (a HEAD each, sent at once with the source's: one round trip);
 - otherwise: GET pinned to the ETag seen, render the stale ones, PUT, check the source is unchanged.
 
 With ``CATALOG_TABLE`` or ``NOTIFY_TOPIC_ARN`` set, :mod:`processor.followups` records and announces
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +27,7 @@ import structlog
 
 from observability import tracing
 from observability.outcomes import Outcome
-from processor import imaging, markers, storage
+from processor import fanout, imaging, markers, storage
 from processor.deps import Deps
 from processor.describe import Chosen
 from processor.errors import ImageTooLarge, PermanentError, SourceChanged
@@ -119,20 +119,20 @@ class _Record:
 
         with self.stage("head"):
             checked_at = int(time.time())
-            source = storage.head_source(self.deps.s3, ref.bucket, ref.key)
+            source, heads = _head_all(self.deps.s3, ref, self.config.dest_bucket, self.plans)
         if source is None:
             return self._remove_renditions(checked_at=checked_at)
         result.source = source
         structlog.contextvars.bind_contextvars(source_etag=source.etag)  # on every later line of the record
         try:
-            return self._render_current(source)
+            return self._render_current(source, heads)
         except PermanentError:
             self._remove_stale_after_failure(source)
             raise
 
-    def _render_current(self, source: storage.SourceHead) -> Result:
-        """Render what is stale of the source version ``source``; a permanent error means this
-        version cannot be rendered at all."""
+    def _render_current(self, source: storage.SourceHead, heads: _Heads) -> Result:
+        """Render what is stale of the source version ``source`` (``heads``: what the renditions'
+        HEADs found); a permanent error means this version cannot be rendered at all."""
         ref, config, s3, plans, result, stage = (
             self.ref,
             self.config,
@@ -146,8 +146,7 @@ class _Record:
                 f"source is {source.size} bytes, limit MAX_SOURCE_BYTES={config.max_source_bytes}"
             )
 
-        with stage("head"):
-            stale, existing, current = _stale_plans(s3, config.dest_bucket, plans, source.etag)
+        stale, existing, current = _stale_plans(plans, heads, source.etag)
         if not stale:
             chosen = [Chosen(candidate) for candidate in current.values()]
             self.deps.followups.after_skip(ref, source, chosen, redelivered=self.redelivered, stage=stage)
@@ -161,23 +160,29 @@ class _Record:
         )
         chosen_by_plan = {i: Chosen(candidate) for i, candidate in current.items()}
         with stage("put"):
+            puts: list[Callable[[], None]] = []
+            obsolete: list[str] = []
             for index, output in zip(stale, rendering.renditions, strict=True):
                 plan = plans[index]
                 candidate = plan.candidate_for(output.format)
-                storage.put_rendition(
-                    s3,
-                    config.dest_bucket,
-                    candidate.key,
-                    output.data,
-                    content_type=output.format.content_type,
-                    cache_control=config.cache_control,
-                    metadata=markers.build(ref.key, source.etag, candidate.digest),
+                puts.append(
+                    functools.partial(
+                        storage.put_rendition,
+                        s3,
+                        config.dest_bucket,
+                        candidate.key,
+                        output.data,
+                        content_type=output.format.content_type,
+                        cache_control=config.cache_control,
+                        metadata=markers.build(ref.key, source.etag, candidate.digest),
+                    )
                 )
                 chosen_by_plan[index] = Chosen(candidate, output=output)
                 # `auto` may have switched between JPEG and PNG since the last render.
-                obsolete = [c.key for c in plan.candidates if c.key != candidate.key and c.key in existing]
-                if obsolete:
-                    storage.delete_keys(s3, config.dest_bucket, obsolete)
+                obsolete += [c.key for c in plan.candidates if c.key != candidate.key and c.key in existing]
+            fanout.run_all(puts)  # every PUT at once: one round trip
+            if obsolete:  # only once the new ones are written
+                storage.delete_keys(s3, config.dest_bucket, obsolete)
         result.outcome = Outcome.RENDERED
         result.renditions = rendering.renditions
 
@@ -237,24 +242,53 @@ class _Record:
                 raise SourceChanged(f"s3://{self.ref.bucket}/{self.ref.key} {what}")
 
 
+@dataclass(frozen=True)
+class _Heads:
+    """What the HEADs of a record's rendition candidates found, per plan and candidate (in the order
+    of :attr:`Plan.candidates`): the marker metadata, None when the key does not exist, or the
+    exception its HEAD raised (raised only if the renditions turn out to matter)."""
+
+    found: list[list[dict[str, str] | BaseException | None]]
+
+
+def _head_all(
+    s3: Any, ref: ObjectRef, dest_bucket: str, plans: list[Plan]
+) -> tuple[storage.SourceHead | None, _Heads]:
+    """HEAD the source and every candidate key of every plan at once: one round trip for a skip
+    whatever the number of sizes. A failure of the source's HEAD is raised; a rendition's is kept in
+    the result (the source may be gone, or too large: then the renditions' state does not matter)."""
+    keys = [c.key for plan in plans for c in plan.candidates]
+    calls: list[Callable[[], Any]] = [functools.partial(storage.head_source, s3, ref.bucket, ref.key)]
+    calls += [functools.partial(storage.head_metadata, s3, dest_bucket, key) for key in keys]
+    source, *found = fanout.settle(calls)
+    if isinstance(source, BaseException):
+        raise source
+    per_plan: list[list[dict[str, str] | BaseException | None]] = []
+    for plan in plans:
+        per_plan.append(found[: len(plan.candidates)])
+        found = found[len(plan.candidates) :]
+    return source, _Heads(per_plan)
+
+
 def _stale_plans(
-    s3: Any, bucket: str, plans: list[Plan], etag: str
+    plans: list[Plan], heads: _Heads, etag: str
 ) -> tuple[list[int], set[str], dict[int, Candidate]]:
     """The indexes of the plans with no current rendition, which candidate keys of those exist at
     all (to delete the one a format switch leaves behind), and for every other plan (by index) its
-    current candidate. A plan's HEADs stop at its first current candidate."""
+    current candidate (the first current one). The failure of a HEAD that decides is raised here."""
     stale: list[int] = []
     existing: set[str] = set()
     current: dict[int, Candidate] = {}
-    for index, plan in enumerate(plans):
-        for candidate in plan.candidates:
-            metadata = storage.head_metadata(s3, bucket, candidate.key)
+    for index, (plan, found) in enumerate(zip(plans, heads.found, strict=True)):
+        for candidate, metadata in zip(plan.candidates, found, strict=True):
+            if isinstance(metadata, BaseException):
+                raise metadata
             if metadata is None:
                 continue
             existing.add(candidate.key)
             if markers.is_current(metadata, etag, candidate.digest):
                 current[index] = candidate
-                break
+                break  # the candidates after it do not matter, nor whether their HEADs failed
         else:
             stale.append(index)
     return stale, existing, current

@@ -26,7 +26,9 @@ from moto import mock_aws
 from imgproc import deploy
 from observability import logs
 from processor import handler
+from processor.batch import process_batch
 from processor.config import Config
+from processor.events import parse_sqs_event
 from toolkit import aws as imgproc_aws
 
 REGION = "us-east-1"
@@ -301,6 +303,19 @@ def sqs_record(body: str, message_id: str | None = None, **message_attributes: s
 
 def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
+
+
+def run_batch(aws: Aws, config: Config, *records: dict[str, Any], remaining: Any = None) -> dict[str, Any]:
+    """Run one batch of SQS ``records`` through the processor; Lambda's partial batch response."""
+    result = process_batch(
+        parse_sqs_event(sqs_event(*records)),
+        config=config,
+        s3=aws.s3,
+        sqs=aws.sqs,
+        remaining_ms=remaining or (lambda: 900_000),
+        log=logs.get_logger("test"),
+    )
+    return result.response()
 
 
 @pytest.fixture

@@ -13,13 +13,21 @@ from urllib.parse import quote
 import botocore.exceptions
 import imagegen
 import pytest
-from conftest import DEST_BUCKET, SOURCE_BUCKET, Aws, s3_body, s3_record, sqs_event, sqs_record, with_config
+from conftest import (
+    DEST_BUCKET,
+    SOURCE_BUCKET,
+    Aws,
+    run_batch,
+    s3_body,
+    s3_record,
+    sqs_event,
+    sqs_record,
+    with_config,
+)
 from PIL import Image, ImageChops
 
 from processor import handler
-from processor.batch import process_batch
 from processor.config import Config
-from processor.events import parse_sqs_event
 from processor.spec import Fit, OutputFormat, RenditionSpec, Size
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -27,17 +35,7 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 def run(aws: Aws, config: Config, *records: dict[str, Any], remaining: Any = None) -> dict[str, Any]:
     """Run one batch through the processor and return Lambda's partial batch response."""
-    from observability import logs
-
-    result = process_batch(
-        parse_sqs_event(sqs_event(*records)),
-        config=config,
-        s3=aws.s3,
-        sqs=aws.sqs,
-        remaining_ms=remaining or (lambda: 900_000),
-        log=logs.get_logger("test"),
-    )
-    return result.response()
+    return run_batch(aws, config, *records, remaining=remaining)
 
 
 def created(key: str, message_id: str | None = None) -> dict[str, Any]:

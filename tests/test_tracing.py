@@ -102,9 +102,25 @@ def test_with_an_emitter_every_record_and_stage_is_a_subsegment() -> None:
         "key_prefix": "original/photos/",
         "outcome": "rendered",
     }
-    assert record["children"].count("head") == 3  # source, renditions, the check after writing
+    # the source's and the renditions' HEADs at once, then the check after writing
+    assert record["children"].count("head") == 2
     for stage in ("get", "decode", "render 300x300", "render 100x100", "put"):
         assert stage in record["children"]
+
+
+HEAD_CALLS = """[
+    [(c["name"], c.get("aws", {}).get("operation")) for c in head.get("subsegments", [])]
+    for e in Memory.entities for s in e.get("subsegments", []) if s["name"] == "record"
+    for head in s.get("subsegments", []) if head["name"] == "head"
+]"""
+
+
+def test_the_s3_calls_sent_at_once_join_the_record_trace() -> None:
+    out = run(setup=SUBSEGMENTS, result=HEAD_CALLS)
+
+    first, check = out["result"]
+    assert first == [["s3", "HeadObject"]] * 3  # sent from the pool's threads, traced under the stage
+    assert check == [["s3", "HeadObject"]]
 
 
 def test_a_long_key_is_annotated_cut_to_the_limit_and_still_searchable_by_prefix() -> None:

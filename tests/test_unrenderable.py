@@ -11,7 +11,17 @@ from typing import Any
 import botocore.exceptions
 import imagegen
 import pytest
-from conftest import DEST_BUCKET, SOURCE_BUCKET, Aws, s3_body, s3_record, sqs_event, sqs_record, with_config
+from conftest import (
+    DEST_BUCKET,
+    SOURCE_BUCKET,
+    Aws,
+    run_batch,
+    s3_body,
+    s3_record,
+    sqs_event,
+    sqs_record,
+    with_config,
+)
 
 from observability import logs
 from processor.batch import process_batch
@@ -23,16 +33,7 @@ RENDITIONS = ["resized/100x100/a.jpg", "resized/300x300/a.jpg"]
 
 
 def run(aws: Aws, config: Config, message_id: str = "m-1") -> dict[str, Any]:
-    event = sqs_event(sqs_record(s3_body(s3_record(KEY)), message_id=message_id))
-    result = process_batch(
-        parse_sqs_event(event),
-        config=config,
-        s3=aws.s3,
-        sqs=aws.sqs,
-        remaining_ms=lambda: 900_000,
-        log=logs.get_logger("test"),
-    )
-    return result.response()
+    return run_batch(aws, config, sqs_record(s3_body(s3_record(KEY)), message_id=message_id))
 
 
 def dlq_classes(aws: Aws) -> list[str]:
