@@ -1,0 +1,358 @@
+"""`imgproc dlq replay --follow` against the real stack deployed into in-process moto, with the function
+run on each batch the replay sends (dlqkit.Pipeline): each outcome, the tally, the exit status, Ctrl-C.
+
+The follow reads the deployed function's configuration, so the pipeline runs with exactly that one: the
+markers it writes are the ones the follow checks. The end-to-end run on the embedded AWS is at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import imagegen
+import pytest
+from conftest import REGION, eventually, hook_sqs, s3_body, s3_record
+from dlqkit import Pipeline, Stack, run_dlq, run_json
+
+from dlq_replayer import follow
+from imgproc import local, poller
+from processor import dead_letter
+from processor.config import Config
+from processor.errors import CorruptImage, InvalidEvent
+from processor.events import SqsMessage
+from toolkit.function import load_function
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning"),
+    pytest.mark.usefixtures("short_polls"),
+]
+
+CORRUPT = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8  # a JPEG header, then noise: CorruptImage
+
+
+@pytest.fixture(autouse=True)
+def quick_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(follow, "FIRST_PAUSE", 0.02)
+    monkeypatch.setattr(follow, "MAX_PAUSE", 0.05)
+
+
+@pytest.fixture
+def function_config(stack: Stack) -> Config:
+    lam = boto3.client("lambda", region_name=REGION)
+    return Config.from_env(load_function(lam, stack.outputs["FunctionName"]).environment)
+
+
+@pytest.fixture
+def pipeline(stack: Stack, function_config: Config) -> Pipeline:
+    return Pipeline(stack, function_config)
+
+
+@pytest.fixture
+def running(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    """The pipeline turning each replayed batch around as soon as SQS took it."""
+    hook_sqs(monkeypatch, "after-call.sqs.SendMessageBatch", pipeline.drain)
+    return pipeline
+
+
+def dead_lettered(stack: Stack, pipeline: Pipeline, *keys: str) -> None:
+    """Corrupt uploads of ``keys``, each dead-lettered once by the function as CorruptImage."""
+    for key in keys:
+        pipeline.put(key, CORRUPT)
+        pipeline.notify(key)
+    pipeline.drain()
+    assert stack.counts() == {"ingest": (0, 0), "dlq": (len(keys), 0)}
+
+
+def fix(pipeline: Pipeline, key: str) -> str:
+    """A valid upload of ``key`` whose S3 event is lost: only the replay can render it. Its ETag."""
+    data = imagegen.photo_jpeg(320, 240)
+    return str(
+        pipeline.s3.put_object(Bucket=pipeline.config.source_bucket, Key=key, Body=data)["ETag"]
+    ).strip('"')
+
+
+def dead_letter_of(stack: Stack, key: str, original_id: str | None = None) -> None:
+    """A CorruptImage dead letter of ``key`` in the stack's source bucket, as the handler writes it."""
+    body = s3_body(s3_record(key, bucket=stack.outputs["SourceBucketName"]))
+    message = SqsMessage(original_id or f"m-{key}", body, receive_count=1, replay_count=0)
+    dead_letter.send(stack.sqs, stack.dlq, message, CorruptImage("x"))
+    time.sleep(0.002)  # distinct SentTimestamps
+
+
+def marker_etag(pipeline: Pipeline, key: str) -> str | None:
+    try:
+        head = pipeline.s3.head_object(Bucket=pipeline.config.dest_bucket, Key=key)
+    except pipeline.s3.exceptions.ClientError:
+        return None
+    return head["Metadata"].get("source-etag")
+
+
+def test_each_outcome_is_tallied_and_a_failure_again_exits_1(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fixed, bad, gone = "original/f/fixed.jpg", "original/f/bad.jpg", "original/f/gone one.jpg"
+    dead_lettered(stack, running, fixed, bad, gone)
+    etag = fix(running, fixed)
+    running.s3.delete_object(Bucket=running.config.source_bucket, Key=gone)
+
+    code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "30s")
+
+    assert (code, doc["moved"]) == (1, 3)
+    followed = doc["follow"]
+    assert followed["tally"] == {
+        "rendered": 1,
+        "failed_again": 1,
+        "ignored": 0,
+        "source_gone": 1,
+        "pending": 0,
+    }
+    assert [(f["key"], f["error_class"]) for f in followed["failed_again"]] == [(bad, "CorruptImage")]
+    outcomes = {item["key"]: item["outcome"] for item in followed["keys"]}
+    assert outcomes == {fixed: "rendered", bad: "failed again", gone: "source gone"}
+    assert (followed["timed_out"], followed["interrupted"], followed["ok"]) == (False, False, False)
+    assert marker_etag(running, "resized/300x300/f/fixed.jpg") == etag
+    # Its reads of the DLQ consumed nothing and left nothing hidden: the failure is there, visible.
+    assert stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)}
+    (back,) = stack.snapshot(stack.dlq).values()
+    assert back["MessageAttributes"]["replay-count"]["StringValue"] == "1"
+
+
+def test_all_rendered_exits_0_with_the_tally_in_plain_lines(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = ["original/ok/a.jpg", "original/ok/b.jpg"]
+    dead_lettered(stack, running, *keys)
+    for key in keys:
+        fix(running, key)
+
+    code, out, err = run_dlq(capsys, "replay", "--follow")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[2] == "replayed 2 (CorruptImage 2)"
+    assert lines[3].startswith("follow: 2 replayed key(s), ")
+    assert "(--follow-timeout 5m), 1 round(s)" in lines[3]
+    assert lines[4:] == [
+        "  outcome        keys",
+        "  rendered          2",
+        "  failed again      0",
+        "  ignored           0",
+        "  source gone       0",
+        "  still pending     0",
+    ]
+    # Off a terminal, the live tally is plain lines on stderr.
+    assert err.splitlines()[-1].endswith(
+        ": rendered 2, failed again 0, ignored 0, source gone 0, still pending 0"
+    )
+    assert stack.counts() == {"ingest": (0, 0), "dlq": (0, 0)}
+
+
+def test_nothing_consumes_the_replay_pending_at_the_deadline_exits_1(
+    stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fix(pipeline, "original/p.jpg")
+    dead_letter_of(stack, "original/p.jpg")
+
+    code, out, _ = run_dlq(capsys, "replay", "--follow", "--follow-timeout", "0.3s")
+
+    assert code == 1
+    assert "  still pending     1" in out.splitlines()
+    assert out.splitlines()[-2:] == [
+        "still pending at the deadline (queued, in flight or being retried):",
+        "  original/p.jpg",
+    ]
+    assert stack.counts() == {"ingest": (1, 0), "dlq": (0, 0)}
+
+
+def test_a_replay_that_sqs_redrives_again_failed_again_as_retries_exhausted(
+    stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack.redriven("original/slow.jpg")
+    fix(pipeline, "original/slow.jpg")
+
+    def redrive_at_once(params: dict[str, Any], **_: Any) -> None:
+        for entry in params["Entries"]:  # SQS's redrive keeps the attributes the replay set
+            stack.sqs.send_message(
+                QueueUrl=stack.dlq,
+                MessageBody=entry["MessageBody"],
+                MessageAttributes=entry["MessageAttributes"],
+            )
+
+    hook_sqs(monkeypatch, "before-parameter-build.sqs.SendMessageBatch", redrive_at_once)
+
+    code, doc = run_json(capsys, "replay", "--follow")
+
+    assert code == 1
+    (failed,) = doc["follow"]["failed_again"]
+    assert (failed["key"], failed["error_class"], failed["error_message"]) == (
+        "original/slow.jpg",
+        "RetriesExhausted",
+        None,
+    )
+
+
+def test_an_older_copy_of_the_failure_left_on_the_dlq_is_not_a_new_failure(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two copies of one failure: the run replays one and leaves the other (replay-count 0) for the
+    next run; the follow does not take that copy for the replayed message coming back."""
+    key = "original/twice.jpg"
+    fix(running, key)
+    dead_letter_of(stack, key, original_id="m-1")
+    dead_letter_of(stack, key, original_id="m-1")
+
+    code, doc = run_json(capsys, "replay", "--follow")
+
+    assert (code, doc["moved"], doc["repeated"]) == (0, 1, 1)
+    assert doc["follow"]["tally"]["rendered"] == 1
+    assert stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)}
+
+
+def test_a_message_naming_no_key_is_followed_by_the_dlq_alone(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = SqsMessage("m-garbage", "this is no S3 event", receive_count=1, replay_count=0)
+    dead_letter.send(stack.sqs, stack.dlq, message, InvalidEvent("not JSON"))
+
+    code, doc = run_json(capsys, "replay", "--follow")
+
+    assert code == 1
+    (item,) = doc["follow"]["keys"]
+    assert (item["key"], item["failure_ids"], item["outcome"], item["error_class"]) == (
+        None,
+        ["m-garbage"],
+        "failed again",
+        "InvalidEvent",
+    )
+
+
+def test_a_key_the_handler_ignores_is_known_at_once(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.dead_letter("original/elsewhere.jpg", CorruptImage("x"))  # another bucket's event
+
+    code, out, _ = run_dlq(capsys, "replay", "--follow", "--follow-timeout", "1m")
+
+    assert code == 0
+    assert "  ignored           1" in out.splitlines()
+    assert out.splitlines()[-2:] == [
+        "ignored by the handler (it acknowledges such records and renders nothing):",
+        "  original/elsewhere.jpg  (foreign-bucket)",
+    ]
+
+
+def test_ctrl_c_during_the_follow_ends_with_what_is_known(
+    stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fix(pipeline, "original/wait.jpg")
+    dead_letter_of(stack, "original/wait.jpg")
+    read = follow.read_dead_letters
+
+    def ctrl_c_in_the_first_round(sqs: Any, url: str) -> list[dict[str, Any]]:
+        os.kill(os.getpid(), signal.SIGINT)  # lands while the round's calls go on
+        return read(sqs, url)
+
+    monkeypatch.setattr(follow, "read_dead_letters", ctrl_c_in_the_first_round)
+
+    code, out, err = run_dlq(capsys, "replay", "--follow", "--follow-timeout", "1m", "--json")
+
+    doc = json.loads(out)
+    assert code == 130
+    assert (doc["moved"], doc["follow"]["interrupted"], doc["follow"]["rounds"]) == (1, True, 1)
+    assert doc["follow"]["pending"] == ["original/wait.jpg"]
+    assert (
+        err.strip()
+        == "imgproc dlq replay: stopping the follow after the calls in flight (Ctrl-C again to stop at once)"
+    )
+    assert stack.counts() == {"ingest": (1, 0), "dlq": (0, 0)}  # nothing of the DLQ left hidden
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--follow", "--dry-run"], "--follow follows a real replay: a --dry-run sends nothing to follow"),
+        (["--follow", "--native"], "--native moves the whole queue: it cannot be combined with --follow"),
+        (["--follow-timeout", "1m"], "--follow-timeout needs --follow"),
+    ],
+)
+def test_follow_options_that_cannot_work_exit_2(
+    stack: Stack, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    stack.dead_letter("original/a.jpg", CorruptImage("x"))
+
+    code, out, err = run_dlq(capsys, "replay", *args)
+
+    assert (code, out) == (2, "")
+    assert err.startswith(f"imgproc dlq replay: {message}")
+    assert stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# end to end: the embedded AWS, the poller and the handler, the CLI as a separate process
+
+
+@pytest.mark.e2e
+def test_follow_on_the_embedded_aws(tmp_path: Path) -> None:
+    options = poller.WorkerOptions(log_dir=tmp_path / "logs", retry_after=1)
+    saved = dict(os.environ)
+    try:
+        with local.LocalRuntime(
+            port=0, workers=1, stack_name="imgproc", region=REGION, overrides={}, options=options
+        ) as rt:
+            _follow_replays(rt)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _follow_replays(rt: local.LocalRuntime) -> None:
+    s3, sqs = rt.client("s3"), rt.client("sqs")
+    source = rt.outputs["SourceBucketName"]
+    stack = Stack(rt.outputs, sqs)
+    keys = [f"original/e2e/fixed-{i}.jpg" for i in range(3)]
+    still = "original/e2e/still corrupt.jpg"
+    for key in [*keys, still]:
+        s3.put_object(Bucket=source, Key=key, Body=CORRUPT)
+    eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (4, 0)}, timeout=90)
+
+    def fix_quietly(*fixed: str) -> None:
+        """Valid uploads whose S3 events are lost (the notification is off meanwhile): only a replay
+        renders them."""
+        notification = s3.get_bucket_notification_configuration(Bucket=source)
+        notification.pop("ResponseMetadata", None)
+        s3.put_bucket_notification_configuration(Bucket=source, NotificationConfiguration={})
+        for key in fixed:
+            s3.put_object(Bucket=source, Key=key, Body=imagegen.photo_jpeg(320, 240))
+        s3.put_bucket_notification_configuration(Bucket=source, NotificationConfiguration=notification)
+
+    fix_quietly(*keys)
+
+    def replay(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [str(Path(sys.executable).parent / "imgproc"), "dlq", "replay", "--follow"]
+        command += ["--follow-timeout", "90s", "--endpoint-url", rt.endpoint_url, *extra]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=150, check=False)
+        assert "Traceback" not in result.stderr
+        return result
+
+    result = replay("--json")
+    doc = json.loads(result.stdout)
+    assert result.returncode == 1, result.stderr
+    tally = {"rendered": 3, "failed_again": 1, "ignored": 0, "source_gone": 0, "pending": 0}
+    assert doc["follow"]["tally"] == tally
+    assert [(f["key"], f["error_class"]) for f in doc["follow"]["failed_again"]] == [(still, "CorruptImage")]
+    eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)})
+
+    fix_quietly(still)
+    result = replay()
+    print(result.stdout)  # the tally quoted in docs/operators.md
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "  rendered          1" in result.stdout.splitlines()
+    assert stack.counts() == {"ingest": (0, 0), "dlq": (0, 0)}
