@@ -296,8 +296,9 @@ def follow(
 
 
 class TallyDisplay:
-    """The live tally while following: redrawn in place on a terminal (rich), else one plain line
-    when the tally changed (at most every :data:`LINE_INTERVAL` seconds, the last one always)."""
+    """The live tally while following: redrawn in place on a terminal (rich), erased when the summary
+    follows; else one plain line when the tally changed (at most every :data:`LINE_INTERVAL` seconds,
+    the last one always)."""
 
     def __init__(
         self,
@@ -309,7 +310,7 @@ class TallyDisplay:
     ) -> None:
         self.out = stream or sys.stderr
         self.lines, self.line, self.enabled = lines, line, enabled
-        self.display = live(self.out) if enabled else None
+        self.display = live(self.out, transient=True) if enabled else None
         self.shown: str | None = None
         self.pending: str | None = None
         self.at = -LINE_INTERVAL

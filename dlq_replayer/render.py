@@ -216,11 +216,12 @@ def _outcome_listing(
     return lines
 
 
-def _failed_table(items: list[follow.Item]) -> list[Block]:
-    rows = [
-        [_item_name(i), i.verdict.error_class or "-", clip(i.verdict.error_message or "-", 60)] for i in items
+def _failed_lines(items: list[follow.Item]) -> list[Block]:
+    """One line a key, not a table: a terminal narrower than key and message wraps it, never cuts it."""
+    return [
+        f"  {_item_name(i)}  {i.verdict.error_class or '-'}: {clip(i.verdict.error_message or '-', 100)}"
+        for i in items
     ]
-    return [Table(["key", "error class", "error message"], rows, indent=2)]
 
 
 def render_follow(report: follow.FollowReport | None, why_not: str | None = None) -> list[Block]:
@@ -235,7 +236,7 @@ def render_follow(report: follow.FollowReport | None, why_not: str | None = None
     ]
     when = "at the deadline" if report.timed_out else "when the follow stopped"
     lines += _outcome_listing(
-        "failed again (back on the DLQ)", report.with_outcome(Outcome.FAILED_AGAIN), _failed_table
+        "failed again (back on the DLQ)", report.with_outcome(Outcome.FAILED_AGAIN), _failed_lines
     )
     lines += _outcome_listing(
         "ignored by the handler (it acknowledges such records and renders nothing)",
