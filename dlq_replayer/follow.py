@@ -1,14 +1,15 @@
 """`imgproc dlq replay --follow`: after the replay, follow each replayed key to its outcome.
 
-Only S3 and SQS are read, so it works against AWS and the embedded AWS alike. In rounds, until every
-key's outcome is known or ``--follow-timeout`` passes:
+Once the stack's outputs and the function's configuration are read (before the replay), only S3 and SQS
+are, so it works against AWS and the embedded AWS alike. In rounds, until every key's outcome is
+known or ``--follow-timeout`` passes:
 
 1. a bounded read of the DLQ (at most :data:`DLQ_RECEIVES` receives of 10, each message hidden for
    :data:`DLQ_VISIBILITY` seconds and made visible again as soon as the round's receives are done:
    nothing is consumed). A message is one of ours when it carries the ``original-message-id`` of a
    failure this run replayed with at least the ``replay-count`` the replay gave it (an older copy of
    the same failure, left on the DLQ, has a lower one), or, lacking that, when it arrived after the
-   replay started and names a replayed key;
+   replay started and names a replayed key. Such a key has failed again: no HEAD is needed;
 2. HEADs of the source and of its renditions for the keys still pending (at most
    :data:`KEYS_PER_ROUND` a round, on :data:`HEAD_THREADS` threads), with the handler's own key
    mapping and markers (:mod:`processor.renditions`, :mod:`processor.markers`);
@@ -196,7 +197,7 @@ class FollowReport:
         }
 
 
-def observe(s3: Any, target: Target, key: str, dead_letter: DeadLetterSeen | None) -> Observation:
+def observe(s3: Any, target: Target, key: str) -> Observation:
     """HEAD the source and its renditions. With the source there, the HEADs stop at the first size
     with no current rendition: the key is pending anyway, and the rest count as missing."""
     config = target.config
@@ -214,7 +215,6 @@ def observe(s3: Any, target: Target, key: str, dead_letter: DeadLetterSeen | Non
     return Observation(
         source_etag=None if head is None else head.etag,
         sizes=sizes,
-        dead_letter=dead_letter,
         delete_on_remove=config.delete_on_remove,
     )
 
@@ -244,6 +244,32 @@ def _seen_again(message: Mapping[str, Any]) -> DeadLetterSeen:
     )
 
 
+def _dead_letters_back(sqs: Any, tracker: Tracker, report: FollowReport) -> None:
+    """Step 1 of a round: the items whose message is back on the DLQ have failed again; an ignored
+    item is known from its message. Neither needs a HEAD."""
+    messages = read_dead_letters(sqs, tracker.target.dlq_url)
+    report.dlq_read += len(messages)
+    back: dict[int, DeadLetterSeen] = {}
+    for message in messages:
+        for item in tracker.ours(message):
+            back.setdefault(id(item), _seen_again(message))
+    for item in report.items:
+        if not item.verdict.outcome.final and (id(item) in back or item.ignored is not None):
+            item.verdict = classify(Observation(None, (), back.get(id(item)), ignored=item.ignored))
+
+
+def _heads(s3: Any, pool: ThreadPoolExecutor, target: Target, report: FollowReport, turn: int) -> int:
+    """Step 2: HEAD up to :data:`KEYS_PER_ROUND` pending keys from ``turn`` on (round robin); returns
+    where the next round starts."""
+    keyed = [i for i in report.items if i.key is not None and not i.verdict.outcome.final]
+    turn %= max(1, len(keyed))
+    chosen = (keyed[turn:] + keyed[:turn])[:KEYS_PER_ROUND]
+    looks = [(i, pool.submit(observe, s3, target, str(i.key))) for i in chosen]
+    for item, look in looks:
+        item.verdict = classify(look.result())
+    return turn + len(chosen)
+
+
 def follow(
     s3: Any,
     sqs: Any,
@@ -256,43 +282,30 @@ def follow(
 ) -> None:
     """Rounds until every item is final, ``report.timeout`` passes, or ``stop`` is set (then
     ``KeyboardInterrupt``, at a safe point); ``report`` holds what is known at any time."""
-    target = tracker.target
     report.items = list(tracker.items.values())
     started = clock()
     pause = FIRST_PAUSE
-    turn = 0  # where the next round starts among the pending keys
-    with ThreadPoolExecutor(HEAD_THREADS, thread_name_prefix="follow-head") as pool:
-        while True:
+    turn = 0
+    pool = ThreadPoolExecutor(HEAD_THREADS, thread_name_prefix="follow-head")
+    try:
+        while not all(i.verdict.outcome.final for i in report.items):  # nothing replayed: no round
             interrupts.check(stop)
-            messages = read_dead_letters(sqs, target.dlq_url)
-            report.dlq_read += len(messages)
-            back: dict[int, DeadLetterSeen] = {}
-            for message in messages:
-                for item in tracker.ours(message):
-                    back.setdefault(id(item), _seen_again(message))
-            pending = [i for i in report.items if not i.verdict.outcome.final]
-            for item in pending:  # what the message alone tells: no HEAD needed
-                if (item.key is None and id(item) in back) or item.ignored is not None:
-                    item.verdict = classify(Observation(None, (), back.get(id(item)), ignored=item.ignored))
-            keyed = [i for i in pending if i.key is not None and not i.verdict.outcome.final]
-            turn %= max(1, len(keyed))
-            chosen = (keyed[turn:] + keyed[:turn])[:KEYS_PER_ROUND]
-            turn += len(chosen)
-            looks = [(i, pool.submit(observe, s3, target, str(i.key), back.get(id(i)))) for i in chosen]
-            for item, look in looks:
-                item.verdict = classify(look.result())
+            _dead_letters_back(sqs, tracker, report)
+            turn = _heads(s3, pool, tracker.target, report, turn)
             report.rounds += 1
             report.elapsed = clock() - started
             on_round(report)
+            left = report.timeout - (clock() - started)
             if all(i.verdict.outcome.final for i in report.items):
                 return
-            left = report.timeout - (clock() - started)
             if left <= 0:
                 report.timed_out = True
                 return
             if stop.wait(min(pause, left)):
                 raise KeyboardInterrupt
             pause = min(MAX_PAUSE, pause * PAUSE_GROWTH)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a second Ctrl-C: only the HEADs under way finish
 
 
 class TallyDisplay:

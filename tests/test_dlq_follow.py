@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import imagegen
 import pytest
+from botocore.exceptions import ClientError
 from conftest import REGION, eventually, hook_sqs, s3_body, s3_record
 from dlqkit import Pipeline, Stack, run_dlq, run_json
 
@@ -232,6 +233,47 @@ def test_a_message_naming_no_key_is_followed_by_the_dlq_alone(
         "failed again",
         "InvalidEvent",
     )
+
+
+def test_a_round_heads_a_bounded_number_of_keys_in_turn(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [f"original/turn/{i}.jpg" for i in range(3)]
+    dead_lettered(stack, running, *keys)
+    for key in keys:
+        fix(running, key)
+    monkeypatch.setattr(follow, "KEYS_PER_ROUND", 1)
+
+    code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "30s")
+
+    assert (code, doc["follow"]["tally"]["rendered"], doc["follow"]["rounds"]) == (0, 3, 3)
+
+
+def test_nothing_replayed_nothing_followed(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = run_json(capsys, "replay", "--follow")
+
+    assert (code, doc["moved"], doc["follow"]["rounds"], doc["follow"]["keys"]) == (0, 0, 0, [])
+
+
+def test_an_aws_error_while_following_ends_it_with_exit_1(
+    stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fix(pipeline, "original/denied.jpg")
+    dead_letter_of(stack, "original/denied.jpg")
+
+    def denied(*args: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "HeadObject")
+
+    monkeypatch.setattr(follow.storage, "head_source", denied)
+
+    code, out, err = run_dlq(capsys, "replay", "--follow")
+
+    assert code == 1
+    assert out.splitlines()[-2:] == [
+        "  original/denied.jpg",
+        "follow stopped by an error: AWS refused (HeadObject): AccessDenied: Access Denied",
+    ]
+    assert "Traceback" not in err
 
 
 def test_a_key_the_handler_ignores_is_known_at_once(
