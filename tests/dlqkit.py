@@ -24,6 +24,8 @@ from processor.config import Config
 from processor.errors import ProcessingError
 from processor.events import SqsMessage, parse_sqs_event
 
+CORRUPT = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8  # a JPEG header, then noise: CorruptImage
+
 
 @dataclass
 class Stack:

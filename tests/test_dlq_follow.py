@@ -2,7 +2,8 @@
 run on each batch the replay sends (dlqkit.Pipeline): each outcome, the tally, the exit status, Ctrl-C.
 
 The follow reads the deployed function's configuration, so the pipeline runs with exactly that one: the
-markers it writes are the ones the follow checks. The end-to-end run on the embedded AWS is at the end.
+markers it writes are the ones the follow checks. The end-to-end run on the embedded AWS is in
+test_e2e_follow.py: this module's in-process moto stack must not be active meanwhile.
 """
 
 from __future__ import annotations
@@ -10,21 +11,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import boto3
 import imagegen
 import pytest
 from botocore.exceptions import ClientError
-from conftest import REGION, eventually, hook_sqs, s3_body, s3_record
-from dlqkit import Pipeline, Stack, run_dlq, run_json
+from conftest import REGION, hook_sqs, s3_body, s3_record
+from dlqkit import CORRUPT, Pipeline, Stack, run_dlq, run_json
 
 from dlq_replayer import follow
-from imgproc import local, poller
 from processor import dead_letter
 from processor.config import Config
 from processor.errors import CorruptImage, InvalidEvent
@@ -35,8 +32,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning"),
     pytest.mark.usefixtures("short_polls"),
 ]
-
-CORRUPT = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8  # a JPEG header, then noise: CorruptImage
 
 
 @pytest.fixture(autouse=True)
@@ -335,66 +330,3 @@ def test_follow_options_that_cannot_work_exit_2(
     assert (code, out) == (2, "")
     assert err.startswith(f"imgproc dlq replay: {message}")
     assert stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)}
-
-
-# ---------------------------------------------------------------------------------------------------
-# end to end: the embedded AWS, the poller and the handler, the CLI as a separate process
-
-
-@pytest.mark.e2e
-def test_follow_on_the_embedded_aws(tmp_path: Path) -> None:
-    options = poller.WorkerOptions(log_dir=tmp_path / "logs", retry_after=1)
-    saved = dict(os.environ)
-    try:
-        with local.LocalRuntime(
-            port=0, workers=1, stack_name="imgproc", region=REGION, overrides={}, options=options
-        ) as rt:
-            _follow_replays(rt)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def _follow_replays(rt: local.LocalRuntime) -> None:
-    s3, sqs = rt.client("s3"), rt.client("sqs")
-    source = rt.outputs["SourceBucketName"]
-    stack = Stack(rt.outputs, sqs)
-    keys = [f"original/e2e/fixed-{i}.jpg" for i in range(3)]
-    still = "original/e2e/still corrupt.jpg"
-    for key in [*keys, still]:
-        s3.put_object(Bucket=source, Key=key, Body=CORRUPT)
-    eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (4, 0)}, timeout=90)
-
-    def fix_quietly(*fixed: str) -> None:
-        """Valid uploads whose S3 events are lost (the notification is off meanwhile): only a replay
-        renders them."""
-        notification = s3.get_bucket_notification_configuration(Bucket=source)
-        notification.pop("ResponseMetadata", None)
-        s3.put_bucket_notification_configuration(Bucket=source, NotificationConfiguration={})
-        for key in fixed:
-            s3.put_object(Bucket=source, Key=key, Body=imagegen.photo_jpeg(320, 240))
-        s3.put_bucket_notification_configuration(Bucket=source, NotificationConfiguration=notification)
-
-    fix_quietly(*keys)
-
-    def replay(*extra: str) -> subprocess.CompletedProcess[str]:
-        command = [str(Path(sys.executable).parent / "imgproc"), "dlq", "replay", "--follow"]
-        command += ["--follow-timeout", "90s", "--endpoint-url", rt.endpoint_url, *extra]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=150, check=False)
-        assert "Traceback" not in result.stderr
-        return result
-
-    result = replay("--json")
-    doc = json.loads(result.stdout)
-    assert result.returncode == 1, result.stderr
-    tally = {"rendered": 3, "failed_again": 1, "ignored": 0, "source_gone": 0, "pending": 0}
-    assert doc["follow"]["tally"] == tally
-    assert [(f["key"], f["error_class"]) for f in doc["follow"]["failed_again"]] == [(still, "CorruptImage")]
-    eventually(lambda: stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)})
-
-    fix_quietly(still)
-    result = replay()
-    print(result.stdout)  # the tally quoted in docs/operators.md
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "  rendered          1" in result.stdout.splitlines()
-    assert stack.counts() == {"ingest": (0, 0), "dlq": (0, 0)}
