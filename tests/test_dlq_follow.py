@@ -8,8 +8,10 @@ test_e2e_follow.py: this module's in-process moto stack must not be active meanw
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -21,7 +23,8 @@ from botocore.exceptions import ClientError
 from conftest import REGION, hook_sqs, s3_body, s3_record
 from dlqkit import CORRUPT, Pipeline, Stack, run_dlq, run_json
 
-from dlq_replayer import follow
+from dlq_replayer import follow, render
+from dlq_replayer.outcomes import Outcome, Verdict
 from processor import dead_letter
 from processor.config import Config
 from processor.errors import CorruptImage, InvalidEvent
@@ -330,3 +333,47 @@ def test_follow_options_that_cannot_work_exit_2(
     assert (code, out) == (2, "")
     assert err.startswith(f"imgproc dlq replay: {message}")
     assert stack.counts() == {"ingest": (0, 0), "dlq": (1, 0)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# the live tally
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def report_of(*outcomes: Outcome) -> follow.FollowReport:
+    report = follow.FollowReport(timeout=300, elapsed=12)
+    report.items = [
+        follow.Item(f"original/{i}.jpg", {f"m-{i}"}, None, Verdict(o)) for i, o in enumerate(outcomes)
+    ]
+    return report
+
+
+def test_on_a_terminal_the_tally_is_redrawn_in_place_then_erased(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    stream = Tty()
+    with follow.TallyDisplay(stream, render.follow_live, render.follow_line) as display:
+        display.update(report_of(Outcome.PENDING, Outcome.PENDING))
+        display.update(report_of(Outcome.RENDERED, Outcome.FAILED_AGAIN))
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", stream.getvalue())
+    assert "following 2 replayed key(s): 12s of 5m" in drawn
+    assert re.search(r"^  rendered +1$", drawn, re.M)
+    assert re.search(r"^  failed again +1$", drawn, re.M)
+    assert stream.getvalue().endswith(
+        "\x1b[1A\x1b[2K" * 7
+    )  # its 7 lines erased at the end: the summary follows
+
+
+def test_off_a_terminal_the_tally_is_a_line_when_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    with follow.TallyDisplay(stream, render.follow_live, render.follow_line) as display:
+        display.update(report_of(Outcome.PENDING))
+        display.update(report_of(Outcome.PENDING))  # unchanged: not printed again
+        display.update(report_of(Outcome.RENDERED))  # changed, but too soon: printed at the end
+    assert stream.getvalue().splitlines() == [
+        "follow 12s of 5m: rendered 0, failed again 0, ignored 0, source gone 0, still pending 1",
+        "follow 12s of 5m: rendered 1, failed again 0, ignored 0, source gone 0, still pending 0",
+    ]
