@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dlq_replayer.follow import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from dlq_replayer.scan import MAX_VISIBILITY
 from toolkit import aws
-from toolkit.durations import duration
+from toolkit.durations import duration, format_duration
 from toolkit.options import add_rate, whole
 
 DEFAULT_VISIBILITY = 120
@@ -19,6 +20,16 @@ DEFAULT_PREFIX_DEPTH = 2
 _positive_int = whole(1)
 _count = whole(0)
 _visibility = whole(1, MAX_VISIBILITY, too_large=f"at most {MAX_VISIBILITY} seconds (12 hours)")
+
+
+def _follow_timeout(raw: str) -> float:
+    """``--follow-timeout``: a duration longer than 0s, at most :data:`MAX_TIMEOUT`."""
+    seconds = duration(raw)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be longer than 0s")
+    if seconds > MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"at most {format_duration(MAX_TIMEOUT)}")
+    return seconds
 
 
 def _add_common(parser: argparse.ArgumentParser, *, verb: str) -> None:
@@ -97,8 +108,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.epilog = (
         "Sends in batches of 10 and deletes from the DLQ only the messages whose send SQS accepted; refused "
         "and capped ones stay on the DLQ and are listed. Messages that do not match are released at once. "
-        "Exit status: 0 when every matching message moved (a dry run: would move); 1 when one was refused, "
-        "capped or left behind, or on an AWS error; 2 for bad options or when --native is not supported."
+        "Exit status: 0 when every matching message moved (a dry run: would move) and, with --follow, every "
+        "replayed key rendered or its source is gone; 1 when one was refused, capped or left behind, on an "
+        "AWS error, or with --follow when a replayed key failed again (back on the DLQ) or was still pending "
+        "at the deadline; 2 for bad options or when --native is not supported; 130 after Ctrl-C (during the "
+        "follow: with the tally known so far)."
     )
     _add_common(sub, verb="replay")
     sub.add_argument("--dry-run", action="store_true", help="report what would move; change nothing")
@@ -114,8 +128,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--native",
         action="store_true",
-        help="let SQS move the whole queue (StartMessageMoveTask); no filters, --max or --dry-run, and "
-        "replay-count is neither incremented nor checked",
+        help="let SQS move the whole queue (StartMessageMoveTask); no filters, --max, --dry-run or --follow, "
+        "and replay-count is neither incremented nor checked",
+    )
+    sub.add_argument(
+        "--follow",
+        action="store_true",
+        help="after the replay, follow each replayed key until its outcome is known: rendered (every "
+        "rendition carries the source's current ETag), failed again (back on the DLQ, with its class), "
+        "source gone, or still pending at --follow-timeout; reads S3 (HEADs) and the DLQ (released at once)",
+    )
+    sub.add_argument(
+        "--follow-timeout",
+        type=_follow_timeout,
+        metavar="DURATION",
+        help=f"how long --follow waits for the outcomes, e.g. 90s, 10m (default "
+        f"{format_duration(DEFAULT_TIMEOUT)}, at most {format_duration(MAX_TIMEOUT)})",
     )
 
     text = "Delete DLQ messages after a confirmation, archiving each one to a JSON Lines file first."

@@ -7,7 +7,8 @@ clear the rest, without ever losing a message.
   body and attributes and ``replay-count`` + 1, and deletes from the DLQ exactly what SQS accepted;
   messages that reached ``--max-replays`` stay. The handler copies ``replay-count`` when it
   dead-letters a message again, so the cap holds across rounds. ``--native`` hands the whole queue to
-  SQS's ``StartMessageMoveTask`` instead.
+  SQS's ``StartMessageMoveTask`` instead. ``--follow`` then follows each replayed key to its outcome
+  (:mod:`dlq_replayer.follow`, run by :mod:`dlq_replayer.replay_follow`).
 - ``purge`` appends the selected messages to an fsynced JSON Lines archive, then deletes them.
 
 This module runs the command: confirmation, progress and exit codes; its options are in
@@ -29,7 +30,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlq_replayer import census, moves, render
+from dlq_replayer import census, follow, moves, render, replay_follow
 from dlq_replayer.scan import Depth, Filters, Scanner, queue_depth
 from processor.errors import PermanentError
 from toolkit import aws
@@ -208,8 +209,11 @@ def _execute(
     scanner: Scanner,
     work: Callable[[Progress, datetime], None],
     after: Callable[[], None] = lambda: None,
+    *,
+    summary: bool = True,
 ) -> int:
-    """Run ``work``, then release whatever is still held and print the summary, whatever happened."""
+    """Run ``work``, then release whatever is still held and print the summary (unless ``summary`` is
+    False: the caller prints it), whatever happened."""
     progress = Progress(f"dlq {report.action}: scanned", total=report.depth.visible or None)
     try:
         with _stops_on_ctrl_c(scanner, report.action):
@@ -224,16 +228,22 @@ def _execute(
         report.released += scanner.close()
         report.release_failures = list(scanner.release_failures)
         report.arrived_during_run = scanner.late
-    _show(args, report.to_json(args.visibility), render.render_move(report, args.visibility))
+    if summary:
+        _show(args, report.to_json(args.visibility), render.render_move(report, args.visibility))
     if report.interrupted:
         return INTERRUPTED
     return 0 if report.ok else 1
 
 
 def _run_replay(args: argparse.Namespace) -> int:
+    if args.follow_timeout is not None and not args.follow:
+        raise DlqError("--follow-timeout needs --follow", code=2)
     if args.native:
         return _run_native(args)
+    if args.follow and args.dry_run:
+        raise DlqError("--follow follows a real replay: a --dry-run sends nothing to follow", code=2)
     filters, sqs, queues, depth = _prepare(args)
+    tracker = follow.Tracker(_follow_target(args, queues), depth.cutoff_ms) if args.follow else None
     report = moves.MoveReport(
         "replay",
         queues.dlq_name,
@@ -250,14 +260,30 @@ def _run_replay(args: argparse.Namespace) -> int:
     limiter = _limiter(args, scanner)
 
     def work(progress: Progress, now: datetime) -> None:
-        moves.replay(sqs, scanner, report, limiter=limiter, now=now, progress=progress)
+        on_sent = None if tracker is None else tracker.sent
+        moves.replay(sqs, scanner, report, limiter=limiter, now=now, progress=progress, on_sent=on_sent)
 
-    return _execute(args, report, scanner, work)
+    code = _execute(args, report, scanner, work, summary=not (args.follow and args.json))
+    if tracker is None:
+        return code
+    return replay_follow.run(args, sqs, tracker, report, code)
+
+
+def _follow_target(args: argparse.Namespace, queues: Queues) -> follow.Target:
+    try:
+        return follow.resolve(args, queues.dlq_url)
+    except follow.FollowError as exc:
+        raise DlqError(f"--follow: {exc}") from None
 
 
 def _run_native(args: argparse.Namespace) -> int:
     filters = filters_from(args)
-    given = {"filters": not filters.empty, "--max": args.max is not None, "--dry-run": args.dry_run}
+    given = {
+        "filters": not filters.empty,
+        "--max": args.max is not None,
+        "--dry-run": args.dry_run,
+        "--follow": args.follow,
+    }
     conflicts = [name for name, present in given.items() if present]
     if conflicts:
         raise DlqError(

@@ -12,7 +12,7 @@ import base64
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -303,8 +303,10 @@ def replay(
     limiter: RateLimiter,
     now: datetime,
     progress: Progress,
+    on_sent: Callable[[Message], None] | None = None,
 ) -> None:
     """Send the selected messages to ``report.destination``; delete from the DLQ exactly those SQS took.
+    ``on_sent`` is told of each message SQS accepted (``--follow`` follows them).
 
     Each failure is sent at most once per run (see :func:`_select`), and only messages that were on
     the DLQ when the run started are taken (the scanner's ``sent_before_ms``).
@@ -338,6 +340,8 @@ def replay(
             sent = [chunk[i][0] for i in result.sent]
             for message in sent:  # on the ingest queue now: replayed, even if the delete below fails
                 report.moved_one(message, now)
+                if on_sent is not None:
+                    on_sent(message)
             _delete(sqs, scanner, report, sent, now)
 
 

@@ -9,10 +9,11 @@ module only lays them out (tables, clipped keys and messages, ages), so the comm
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from dlq_replayer import census, moves
-from toolkit.durations import format_age
+from dlq_replayer import census, follow, moves
+from dlq_replayer.outcomes import Outcome
+from toolkit.durations import format_age, format_duration
 from toolkit.tables import clip
 from toolkit.terminal import Block, Table
 
@@ -166,4 +167,89 @@ def _dry_run_samples(report: moves.MoveReport) -> list[Block]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Options
+# replay --follow
+
+_OUTCOME_LABELS = {
+    Outcome.RENDERED: "rendered",
+    Outcome.FAILED_AGAIN: "failed again",
+    Outcome.IGNORED: "ignored",
+    Outcome.SOURCE_GONE: "source gone",
+    Outcome.PENDING: "still pending",
+}
+
+
+def _tally_table(report: follow.FollowReport) -> Table:
+    tally = report.tally()
+    rows = [[label, str(tally[outcome])] for outcome, label in _OUTCOME_LABELS.items()]
+    return Table(["outcome", "keys"], rows, right=(1,), indent=2)
+
+
+def _clock(report: follow.FollowReport) -> str:
+    return f"{format_age(report.elapsed)} of {format_duration(report.timeout)}"
+
+
+def follow_line(report: follow.FollowReport) -> str:
+    """The tally in one line: what a log or a pipe gets while following."""
+    tally = report.tally()
+    counts = ", ".join(f"{label} {tally[outcome]}" for outcome, label in _OUTCOME_LABELS.items())
+    return f"follow {_clock(report)}: {counts}"
+
+
+def follow_live(report: follow.FollowReport) -> list[Block]:
+    """The tally redrawn in place on a terminal while following."""
+    return [f"following {len(report.items)} replayed key(s): {_clock(report)}", _tally_table(report)]
+
+
+def _item_name(item: follow.Item) -> str:
+    return item.key if item.key is not None else f"(no key: message {min(item.failure_ids)})"
+
+
+def _outcome_listing(
+    title: str, items: Sequence[follow.Item], block: Callable[[list[follow.Item]], list[Block]]
+) -> list[Block]:
+    """``title:`` and the first :data:`follow.LISTED` items laid out by ``block``; nothing without items."""
+    if not items:
+        return []
+    lines = [f"{title}:", *block(list(items[: follow.LISTED]))]
+    if len(items) > follow.LISTED:
+        lines.append(f"  ... and {len(items) - follow.LISTED} more (--json lists them all)")
+    return lines
+
+
+def _failed_lines(items: list[follow.Item]) -> list[Block]:
+    """One line a key, not a table: a terminal narrower than key and message wraps it, never cuts it."""
+    return [
+        f"  {_item_name(i)}  {i.verdict.error_class or '-'}: {clip(i.verdict.error_message or '-', 100)}"
+        for i in items
+    ]
+
+
+def render_follow(report: follow.FollowReport | None, why_not: str | None = None) -> list[Block]:
+    """The follow's summary: the tally, the keys that failed again with their class, those ignored
+    and those still pending."""
+    if report is None:
+        return [f"not followed: {why_not}"] if why_not else []
+    lines: list[Block] = [
+        f"follow: {len(report.items)} replayed key(s), {format_age(report.elapsed)} "
+        f"(--follow-timeout {format_duration(report.timeout)}), {report.rounds} round(s)",
+        _tally_table(report),
+    ]
+    when = "at the deadline" if report.timed_out else "when the follow stopped"
+    lines += _outcome_listing(
+        "failed again (back on the DLQ)", report.with_outcome(Outcome.FAILED_AGAIN), _failed_lines
+    )
+    lines += _outcome_listing(
+        "ignored by the handler (it acknowledges such records and renders nothing)",
+        report.with_outcome(Outcome.IGNORED),
+        lambda items: [f"  {_item_name(i)}  ({i.verdict.ignored})" for i in items],
+    )
+    lines += _outcome_listing(
+        f"still pending {when} (queued, in flight or being retried)",
+        report.with_outcome(Outcome.PENDING),
+        lambda items: [f"  {_item_name(i)}" for i in items],
+    )
+    if report.interrupted:
+        lines.append("interrupted: the tally covers what was known until then")
+    if report.error:
+        lines.append(f"follow stopped by an error: {report.error}")
+    return lines

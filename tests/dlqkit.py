@@ -1,21 +1,30 @@
 """The DLQ commands' test kit: the deployed stack's two queues, seen from outside, and the CLI run
-in-process. Shared by the DLQ test modules; fixtures live in conftest."""
+in-process, and a pipeline that runs the function on what reaches the ingest queue. Shared by the DLQ
+test modules; fixtures live in conftest."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
-from conftest import s3_body, s3_record
+from conftest import REGION, s3_body, s3_record
 
-from imgproc import cli
+from imgproc import cli, poller
+from observability import logs
 from processor import dead_letter
+from processor.batch import process_batch
+from processor.config import Config
 from processor.errors import ProcessingError
-from processor.events import SqsMessage
+from processor.events import SqsMessage, parse_sqs_event
+
+CORRUPT = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8  # a JPEG header, then noise: CorruptImage
 
 
 @dataclass
@@ -87,6 +96,60 @@ class Stack:
         extra = {"MessageAttributes": attributes} if attributes else {}
         self.sqs.send_message(QueueUrl=self.dlq, MessageBody=s3_body(*(s3_record(k) for k in keys)), **extra)
         time.sleep(0.002)
+
+
+class Pipeline:
+    """The function consuming the ingest queue, run right after each batch the CLI sends to it: the
+    fastest a real pipeline could turn a replay around."""
+
+    def __init__(self, stack: Stack, config: Config | None = None) -> None:
+        self.stack = stack
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.config = config or Config(
+            dest_bucket=stack.outputs["DestinationBucketName"],
+            source_bucket=stack.outputs["SourceBucketName"],
+            dlq_url=stack.dlq,
+            concurrency=1,
+        )
+        self.renders = 0
+        self.records = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        self.s3.put_object(Bucket=self.config.source_bucket, Key=key, Body=data)
+
+    def notify(self, key: str) -> None:
+        """The S3 event of ``key`` on the ingest queue."""
+        body = s3_body(s3_record(key, bucket=self.config.source_bucket or ""))
+        self.stack.sqs.send_message(QueueUrl=self.stack.ingest, MessageBody=body)
+
+    def drain(self, **_: Any) -> None:
+        sqs = self.stack.sqs
+        while True:
+            received = sqs.receive_message(
+                QueueUrl=self.stack.ingest,
+                MaxNumberOfMessages=10,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not received:
+                return
+            event = poller.lambda_event(received, self.stack.outputs["QueueArn"], REGION)
+            with contextlib.redirect_stdout(io.StringIO()):  # its log lines, not the CLI's output
+                result = process_batch(
+                    parse_sqs_event(event),
+                    config=self.config,
+                    s3=self.s3,
+                    sqs=sqs,
+                    remaining_ms=lambda: 900_000,
+                    log=logs.get_logger("pipeline"),
+                )
+            for report in result.records():
+                self.records += 1
+                self.renders += report.outcome == "rendered"
+            failed = {f["itemIdentifier"] for f in result.response()["batchItemFailures"]}
+            done = [m for m in received if m["MessageId"] not in failed]
+            for m in done:
+                sqs.delete_message(QueueUrl=self.stack.ingest, ReceiptHandle=m["ReceiptHandle"])
 
 
 def run_dlq(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

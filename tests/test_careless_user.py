@@ -103,6 +103,29 @@ BAD_OPTIONS = [
     (["dlq", "inspect", "--samples", "x"], "imgproc dlq inspect: argument --samples"),
     (["dlq", "replay", "--rate", "0"], "imgproc dlq replay: argument --rate: must be a positive number"),
     (["dlq", "replay", "--older-than", "1h", "--newer-than", "1m"], "imgproc dlq replay: --older-than 1h"),
+    (
+        ["dlq", "replay", "--follow", "--follow-timeout", "0s"],
+        "imgproc dlq replay: argument --follow-timeout: must be longer than 0s",
+    ),
+    (
+        ["dlq", "replay", "--follow", "--follow-timeout", "300"],
+        "imgproc dlq replay: argument --follow-timeout: '300' is not a duration such as 30s",
+    ),
+    (
+        ["dlq", "replay", "--follow", "--follow-timeout", "soon"],
+        "imgproc dlq replay: argument --follow-timeout: 'soon' is not a duration such as 30s",
+    ),
+    (
+        ["dlq", "replay", "--follow", "--follow-timeout", "2d"],
+        "imgproc dlq replay: argument --follow-timeout: at most 12h",
+    ),
+    (
+        ["dlq", "replay", "--follow", "--follow-timeout", "-5m"],
+        "imgproc dlq replay: argument --follow-timeout: expected one argument",
+    ),
+    (["dlq", "replay", "--follow", "--follow-timeout"], "imgproc dlq replay: argument --follow-timeout"),
+    (["dlq", "replay", "--follow-timeout", "5m"], "imgproc dlq replay: --follow-timeout needs --follow"),
+    (["dlq", "replay", "--follow", "--dry-run"], "imgproc dlq replay: --follow follows a real replay"),
     (["dlq", "purge", "--archive", "a.jsonl", "--no-archive"], "imgproc dlq purge: argument --no-archive"),
     (["dlq", "purge", "--visibility", "-5"], "imgproc dlq purge: argument --visibility"),
     (["dlq", "--bogus"], "imgproc dlq: unrecognized arguments: --bogus"),
@@ -155,6 +178,7 @@ AWS_COMMANDS = [
     ["status"],
     ["dlq", "inspect"],
     ["dlq", "replay"],
+    ["dlq", "replay", "--follow"],
     ["dlq", "purge", "--yes"],
     ["backfill"],
     ["explain", "original/a b+é.jpg"],

@@ -7,86 +7,24 @@ started. And Ctrl-C leaves nothing hidden.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import signal
 import threading
 import time
 from typing import Any
 
-import boto3
 import imagegen
 import pytest
-from conftest import REGION, hook_sqs, s3_body, s3_record
-from dlqkit import Stack, run_dlq, run_json
+from conftest import hook_sqs, s3_body, s3_record
+from dlqkit import Pipeline, Stack, run_dlq, run_json
 
-from imgproc import poller
-from observability import logs
-from processor.batch import process_batch
-from processor.config import Config
 from processor.errors import NotAnImage
-from processor.events import parse_sqs_event
 from toolkit import dead_letters
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning"),
     pytest.mark.usefixtures("short_polls"),
 ]
-
-
-class Pipeline:
-    """The function consuming the ingest queue, run right after each batch the CLI sends to it: the
-    fastest a real pipeline could turn a replay around."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.s3 = boto3.client("s3", region_name=REGION)
-        self.config = Config(
-            dest_bucket=stack.outputs["DestinationBucketName"],
-            source_bucket=stack.outputs["SourceBucketName"],
-            dlq_url=stack.dlq,
-            concurrency=1,
-        )
-        self.renders = 0
-        self.records = 0
-
-    def put(self, key: str, data: bytes) -> None:
-        self.s3.put_object(Bucket=self.config.source_bucket, Key=key, Body=data)
-
-    def notify(self, key: str) -> None:
-        """The S3 event of ``key`` on the ingest queue."""
-        body = s3_body(s3_record(key, bucket=self.config.source_bucket or ""))
-        self.stack.sqs.send_message(QueueUrl=self.stack.ingest, MessageBody=body)
-
-    def drain(self, **_: Any) -> None:
-        sqs = self.stack.sqs
-        while True:
-            received = sqs.receive_message(
-                QueueUrl=self.stack.ingest,
-                MaxNumberOfMessages=10,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if not received:
-                return
-            event = poller.lambda_event(received, self.stack.outputs["QueueArn"], REGION)
-            with contextlib.redirect_stdout(io.StringIO()):  # its log lines, not the CLI's output
-                result = process_batch(
-                    parse_sqs_event(event),
-                    config=self.config,
-                    s3=self.s3,
-                    sqs=sqs,
-                    remaining_ms=lambda: 900_000,
-                    log=logs.get_logger("pipeline"),
-                )
-            for report in result.records():
-                self.records += 1
-                self.renders += report.outcome == "rendered"
-            failed = {f["itemIdentifier"] for f in result.response()["batchItemFailures"]}
-            done = [m for m in received if m["MessageId"] not in failed]
-            for m in done:
-                sqs.delete_message(QueueUrl=self.stack.ingest, ReceiptHandle=m["ReceiptHandle"])
 
 
 @pytest.fixture

@@ -101,15 +101,16 @@ def redirects() -> dict[str, bool]:
     return {"redirect_stdout": is_terminal(sys.stdout), "redirect_stderr": is_terminal(sys.stderr)}
 
 
-def live(stream: TextIO) -> Live | None:
+def live(stream: TextIO, *, transient: bool = False) -> Live | None:
     """A display redrawn in place on ``stream`` when it is a terminal (None elsewhere: print lines).
 
     Redrawn only when :meth:`~rich.live.Live.update` is called with ``refresh=True`` (no thread of its
-    own); what is printed to stdout or stderr meanwhile appears above it.
+    own); what is printed to stdout or stderr meanwhile appears above it. ``transient``: erased when it
+    stops (a summary printed next says it all).
     """
     if not is_terminal(stream):
         return None
-    return Live(console=console(stream), auto_refresh=False, transient=False, **redirects())
+    return Live(console=console(stream), auto_refresh=False, transient=transient, **redirects())
 
 
 def show(blocks: Sequence[Block], stream: TextIO) -> None:

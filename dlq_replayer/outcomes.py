@@ -1,0 +1,98 @@
+"""What became of a replayed key: pure, dataclasses in, a verdict out (`imgproc dlq replay --follow`).
+
+The follow loop (:mod:`dlq_replayer.follow`) observes a key with S3 HEADs and a bounded read of the
+DLQ, and asks :func:`classify` what the observation means. The rules mirror the handler's own
+(docs/design.md, "Reconcile rules"), read from the outside:
+
+- **failed again**: a message for the key is back on the DLQ since the replay (the handler
+  dead-lettered it with a class, or SQS redrove it: ``RetriesExhausted``). The DLQ is message-level,
+  so every key the message names has failed again, whatever S3 shows;
+- **ignored**: the handler acknowledges the record and touches nothing (a key outside
+  ``SOURCE_PREFIX``, a folder marker, another bucket: :func:`processor.renditions.ignore_reason`), so
+  nothing will ever show in S3: known from the message alone;
+- **source gone**: the source no longer exists and none of its renditions does either (the handler
+  deletes them, ``DELETE_ON_REMOVE``); with ``DELETE_ON_REMOVE`` off nothing will ever delete them,
+  so the missing source alone is the outcome;
+- **rendered**: every configured rendition carries the source's present ETag and today's recipe
+  digest in its marker (:func:`processor.markers.is_current`), as the handler decides "current";
+- **pending**: anything else, for now (the message is still queued, in flight or being retried).
+
+Failed again, ignored, source gone and rendered are final: the loop stops looking at such a key.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from processor import markers
+
+
+class Outcome(enum.StrEnum):
+    RENDERED = "rendered"
+    FAILED_AGAIN = "failed again"
+    IGNORED = "ignored"
+    SOURCE_GONE = "source gone"
+    PENDING = "pending"
+
+    @property
+    def final(self) -> bool:
+        return self is not Outcome.PENDING
+
+
+@dataclass(frozen=True)
+class CandidateSeen:
+    """One key a rendition may live at (:class:`processor.renditions.Candidate`) and its HEAD."""
+
+    key: str
+    digest: str  # the recipe digest its marker must carry to be current
+    metadata: Mapping[str, str] | None  # the rendition's user metadata; None: no such object
+
+
+@dataclass(frozen=True)
+class DeadLetterSeen:
+    """A message back on the DLQ since the replay that names the key."""
+
+    message_id: str
+    error_class: str  # RetriesExhausted for a message SQS redrove
+    error_message: str | None
+    replay_count: int
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one round saw of a key: its source, each configured size's candidates, the DLQ."""
+
+    source_etag: str | None  # without quotes; None: the source does not exist
+    sizes: Sequence[Sequence[CandidateSeen]]  # one entry per configured size; unused without a source
+    dead_letter: DeadLetterSeen | None = None
+    delete_on_remove: bool = True
+    ignored: str | None = None  # why the handler ignores the record (then nothing else is looked at)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    error_class: str | None = None
+    error_message: str | None = None
+    message_id: str | None = None  # failed again: the DLQ message that says so
+    ignored: str | None = None  # ignored: the handler's reason (e.g. outside-source-prefix)
+
+
+def classify(seen: Observation) -> Verdict:
+    """The outcome of a replayed key, by the rules of the module doc."""
+    back = seen.dead_letter
+    if back is not None:
+        return Verdict(Outcome.FAILED_AGAIN, back.error_class, back.error_message, back.message_id)
+    if seen.ignored is not None:
+        return Verdict(Outcome.IGNORED, ignored=seen.ignored)
+    if seen.source_etag is None:
+        leftovers = any(c.metadata is not None for size in seen.sizes for c in size)
+        gone = not seen.delete_on_remove or not leftovers
+        return Verdict(Outcome.SOURCE_GONE if gone else Outcome.PENDING)
+    etag = seen.source_etag
+    rendered = bool(seen.sizes) and all(
+        any(markers.is_current(c.metadata, etag, c.digest) for c in size) for size in seen.sizes
+    )
+    return Verdict(Outcome.RENDERED if rendered else Outcome.PENDING)
