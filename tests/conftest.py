@@ -341,6 +341,18 @@ def emptied_stack(module_stack: dict[str, str], monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
+def s3() -> Any:
+    """An S3 client of whichever moto the test runs (in-process, or a server through AWS_ENDPOINT_URL)."""
+    return boto3.client("s3", region_name=REGION)
+
+
+@pytest.fixture
+def sqs() -> Any:
+    """An SQS client, as :func:`s3`."""
+    return boto3.client("sqs", region_name=REGION)
+
+
+@pytest.fixture
 def stack(emptied_stack: dict[str, str]) -> Any:
     """The module's emptied stack: its outputs and an SQS client (:class:`dlqkit.Stack`)."""
     from dlqkit import Stack

@@ -52,16 +52,6 @@ def stack(environ: None, emptied_stack: dict[str, str]) -> dict[str, str]:
     return emptied_stack
 
 
-@pytest.fixture
-def s3() -> Any:
-    return boto3.client("s3", region_name=REGION)
-
-
-@pytest.fixture
-def sqs() -> Any:
-    return boto3.client("sqs", region_name=REGION)
-
-
 def run_backfill(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = cli.main(["backfill", *args])
     captured = capsys.readouterr()

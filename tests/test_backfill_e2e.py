@@ -4,7 +4,6 @@ re-creates renditions that were lost, from an S3 Inventory report (as S3 lays on
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import imagegen
 import pytest
-from conftest import eventually
+from conftest import eventually, local_runtime
 from inventorykit import put_report, row
 
 from imgproc import local, poller
@@ -25,13 +24,8 @@ NAMES = ["inv/one.jpg", "inv/a b+c/ünï (2).png"]
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalRuntime]:
     options = poller.WorkerOptions(log_dir=tmp_path_factory.mktemp("state") / "logs", retry_after=1)
-    saved = dict(os.environ)
-    with local.LocalRuntime(
-        port=0, workers=1, stack_name="imgproc", region="us-east-1", overrides={}, options=options
-    ) as rt:
+    with local_runtime(workers=1, options=options) as rt:
         yield rt
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def renditions(rt: local.LocalRuntime, name: str) -> list[str]:

@@ -6,7 +6,6 @@ key's handler lines come from the local run's logs."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import imagegen
 import pytest
-from conftest import eventually
+from conftest import eventually, local_runtime
 
 from imgproc import cli, local, poller
 
@@ -29,13 +28,8 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def runtime(state_dir: Path) -> Iterator[local.LocalRuntime]:
     options = poller.WorkerOptions(log_dir=state_dir / "logs", retry_after=1)
-    saved = dict(os.environ)
-    with local.LocalRuntime(
-        port=0, workers=1, stack_name="imgproc", region="us-east-1", overrides={}, options=options
-    ) as rt:
+    with local_runtime(workers=1, options=options) as rt:
         yield rt
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def imgproc(

@@ -31,11 +31,6 @@ def stack(deployed_stack: dict[str, str]) -> dict[str, str]:
     return deployed_stack  # a stack of its own: some tests delete a queue
 
 
-@pytest.fixture
-def sqs() -> Any:
-    return boto3.client("sqs", region_name=REGION)
-
-
 def set_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
     monkeypatch.setattr(status, "_now", lambda: now)
 
