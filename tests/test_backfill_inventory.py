@@ -25,8 +25,6 @@ from test_backfill import (
     resume_args,
     run_backfill,
     run_json,
-    s3,
-    sqs,
     stack,
     target_of,
 )
