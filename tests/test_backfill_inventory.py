@@ -33,7 +33,7 @@ import backfill
 from backfill.window import Entry, Mark, SendWindow
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
-__all__ = ["s3", "sqs", "stack"]  # fixtures
+__all__ = ["stack"]  # a fixture, imported for its registration
 
 
 @pytest.fixture
