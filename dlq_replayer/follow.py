@@ -31,17 +31,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from dlq_replayer.outcomes import CandidateSeen, DeadLetterSeen, Observation, Outcome, Verdict, classify
+from dlq_replayer.outcomes import DeadLetterSeen, Observation, Outcome, Verdict, classify
 from dlq_replayer.scan import Scanner
-from processor import markers, storage
-from processor.config import Config, ConfigError
+from processor import storage
+from processor.config import Config
 from processor.dead_letter import ERROR_MESSAGE
 from processor.errors import InvalidEvent
 from processor.events import parse_body
-from processor.renditions import ignore_reason, plan_renditions
+from processor.renditions import ignore_reason
 from toolkit import aws, dead_letters, interrupts
-from toolkit.function import load_function
-from toolkit.stack import Output, read_outputs
+from toolkit.function import load_deployment
+from toolkit.renditions import Candidate, observe_renditions
+from toolkit.stack import Output
 from toolkit.terminal import Block, group, live
 
 DEFAULT_TIMEOUT = 300.0  # seconds: --follow-timeout's default (5m)
@@ -57,10 +58,6 @@ LISTED = 50  # keys listed per outcome in the human summary (--json has them all
 LINE_INTERVAL = 2.0  # off a terminal: at most one tally line per this many seconds (the last always)
 
 
-class FollowError(RuntimeError):
-    """The function's configuration cannot be read: the follow cannot tell a rendition's marker."""
-
-
 @dataclass(frozen=True)
 class Target:
     """Where a replayed key's outcome shows: the source bucket, the DLQ, the function's configuration."""
@@ -72,18 +69,15 @@ class Target:
 
 def resolve(args: argparse.Namespace, dlq_url: str) -> Target:
     """The target, read before anything moves: a stack or function that cannot be read stops the
-    command before the replay."""
-    outputs = read_outputs(
+    command before the replay (:class:`~toolkit.function.FunctionConfigError`: the follow could not
+    tell a rendition's marker)."""
+    deployed = load_deployment(
         aws.client(args, "cloudformation"),
+        aws.client(args, "lambda"),
         args.stack_name,
-        required=(Output.SOURCE_BUCKET, Output.FUNCTION_NAME),
+        (Output.SOURCE_BUCKET, Output.FUNCTION_NAME),
     )
-    function = load_function(aws.client(args, "lambda"), outputs.function_name)
-    try:
-        config = Config.from_env(function.environment)
-    except ConfigError as exc:
-        raise FollowError(f"function {function.name}: {exc}") from None
-    return Target(outputs.source_bucket, dlq_url, config)
+    return Target(deployed.source_bucket, dlq_url, deployed.config)
 
 
 @dataclass
@@ -199,19 +193,14 @@ class FollowReport:
 
 def observe(s3: Any, target: Target, key: str) -> Observation:
     """HEAD the source and its renditions. With the source there, the HEADs stop at the first size
-    with no current rendition: the key is pending anyway, and the rest count as missing."""
+    with no current rendition: the key is pending anyway, whatever the other sizes hold."""
     config = target.config
     head = storage.head_source(s3, target.source_bucket, key)
-    sizes: list[list[CandidateSeen]] = []
-    looking = True
-    for plan in plan_renditions(config, key):
-        seen = []
-        for candidate in plan.candidates:
-            metadata = storage.head_metadata(s3, config.dest_bucket, candidate.key) if looking else None
-            seen.append(CandidateSeen(candidate.key, candidate.digest, metadata))
-        current = head is not None and any(markers.is_current(c.metadata, head.etag, c.digest) for c in seen)
-        looking = looking and (head is None or current)
-        sizes.append(seen)
+    sizes: list[tuple[Candidate, ...]] = []
+    for size in observe_renditions(s3, config.dest_bucket, config, key):
+        sizes.append(size.candidates)
+        if head is not None and not size.current(head.etag):
+            break
     return Observation(
         source_etag=None if head is None else head.etag,
         sizes=sizes,

@@ -1,9 +1,10 @@
 """The AWS reads behind `imgproc explain` and `imgproc enqueue`: every function takes the clients it uses.
 
-What is read: the stack's outputs and the deployed function's configuration (the same
-:class:`~processor.config.Config` the handler parses, so that rendition keys and recipe digests are
-today's), the source's HEAD, each rendition candidate's HEAD, the DLQ (read without consuming), the
-catalog item. Nothing here decides anything: :mod:`explainer.verdict` does.
+What is read here: the source's HEAD (the first of a typed key's candidate source keys that exists),
+the DLQ (read without consuming), the catalog item. The stack and the deployed function's
+configuration (:func:`toolkit.function.load_deployment`) and the renditions' HEADs
+(:func:`toolkit.renditions.observe_renditions`) are read as every operator command reads them.
+Nothing here decides anything: :mod:`explainer.verdict` does.
 """
 
 from __future__ import annotations
@@ -16,54 +17,14 @@ from typing import Any
 
 from dlq_replayer.scan import Scanner, queue_depth, scan_warnings
 from explainer.keys import KeyInput
-from explainer.verdict import Candidate, DeadLetter, SizeObservation
+from explainer.verdict import DeadLetter
 from processor import catalog, storage
-from processor.config import Config, ConfigError
-from processor.renditions import plan_renditions
 from processor.storage import SourceHead
 from toolkit import dead_letters
-from toolkit.function import FunctionConfig, load_function
 from toolkit.interrupts import CtrlCStops
-from toolkit.stack import Output, StackOutputs, read_outputs
 
 DLQ_VISIBILITY = 30  # seconds a DLQ message read stays hidden should this command die before releasing it
 MAX_DLQ_SCAN = 10_000  # messages read at most: a DLQ deeper than that is sampled, and the output says so
-
-
-class FunctionConfigError(RuntimeError):
-    """The deployed function's environment does not parse (exit 1: the stack is wrong, not the usage)."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """The stack's resources and the function's configuration, as the handler sees them."""
-
-    outputs: StackOutputs
-    function: FunctionConfig
-    config: Config
-
-    @property
-    def source_bucket(self) -> str:
-        return self.outputs.source_bucket
-
-    @property
-    def dest_bucket(self) -> str:
-        return self.outputs.destination_bucket
-
-
-def load_target(cfn: Any, lam: Any, stack_name: str, *required: Output) -> Target:
-    """The stack's outputs (``required`` ones checked) and the deployed function's configuration."""
-    outputs = read_outputs(
-        cfn,
-        stack_name,
-        required=(Output.SOURCE_BUCKET, Output.DESTINATION_BUCKET, Output.FUNCTION_NAME, *required),
-    )
-    function = load_function(lam, outputs.function_name)
-    try:
-        config = Config.from_env(function.environment)
-    except ConfigError as exc:
-        raise FunctionConfigError(f"function {function.name}: {exc}") from None
-    return Target(outputs, function, config)
 
 
 def pick_source(s3: Any, bucket: str, given: KeyInput) -> tuple[str, SourceHead | None]:
@@ -73,20 +34,6 @@ def pick_source(s3: Any, bucket: str, given: KeyInput) -> tuple[str, SourceHead 
         if head is not None:
             return key, head
     return given.source_key, None
-
-
-def observe_renditions(s3: Any, dest_bucket: str, config: Config, source_key: str) -> list[SizeObservation]:
-    """Each configured size of ``source_key``: every candidate key, its marker, today's digest."""
-    return [
-        SizeObservation(
-            str(plan.spec.size),
-            tuple(
-                Candidate(c.key, c.digest, storage.head_metadata(s3, dest_bucket, c.key))
-                for c in plan.candidates
-            ),
-        )
-        for plan in plan_renditions(config, source_key)
-    ]
 
 
 @dataclass
