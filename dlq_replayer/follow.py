@@ -12,7 +12,7 @@ known or ``--follow-timeout`` passes:
    replay started and names a replayed key. Such a key has failed again: no HEAD is needed;
 2. HEADs of the source and of its renditions for the keys still pending (at most
    :data:`KEYS_PER_ROUND` a round, on :data:`HEAD_THREADS` threads), with the handler's own key
-   mapping and markers (:mod:`processor.renditions`, :mod:`processor.markers`);
+   mapping and markers (:mod:`toolkit.renditions`, as `imgproc explain` looks at a key);
 3. :func:`dlq_replayer.outcomes.classify` says what that means; a final outcome stops the key's HEADs;
 4. a pause growing from :data:`FIRST_PAUSE` to :data:`MAX_PAUSE` seconds.
 
