@@ -5,11 +5,12 @@ are, so it works against AWS and the embedded AWS alike. In rounds, until every 
 known or ``--follow-timeout`` passes:
 
 1. a bounded read of the DLQ (at most :data:`DLQ_RECEIVES` receives of 10, each message hidden for
-   :data:`DLQ_VISIBILITY` seconds and made visible again as soon as the round's receives are done:
-   nothing is consumed). A message is one of ours when it carries the ``original-message-id`` of a
-   failure this run replayed with at least the ``replay-count`` the replay gave it (an older copy of
-   the same failure, left on the DLQ, has a lower one), or, lacking that, when it arrived after the
-   replay started and names a replayed key. Such a key has failed again: no HEAD is needed;
+   :data:`~dlq_replayer.scan.PEEK_VISIBILITY` seconds and made visible again as soon as the round's
+   receives are done: nothing is consumed). A message is one of ours when it carries the
+   ``original-message-id`` of a failure this run replayed with at least the ``replay-count`` the
+   replay gave it (an older copy of the same failure, left on the DLQ, has a lower one), or, lacking
+   that, when it arrived after the replay started and names a replayed key. Such a key has failed
+   again: no HEAD is needed;
 2. HEADs of the source and of its renditions for the keys still pending (at most
    :data:`KEYS_PER_ROUND` a round, on :data:`HEAD_THREADS` threads), with the handler's own key
    mapping and markers (:mod:`toolkit.renditions`, as `imgproc explain` looks at a key);
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dlq_replayer.outcomes import DeadLetterSeen, Observation, Outcome, Verdict, classify
-from dlq_replayer.scan import Scanner
+from dlq_replayer.scan import PEEK_VISIBILITY, Scanner
 from processor import storage
 from processor.config import Config
 from processor.dead_letter import ERROR_MESSAGE
@@ -53,7 +54,6 @@ PAUSE_GROWTH = 1.5
 HEAD_THREADS = 4
 KEYS_PER_ROUND = 200  # keys HEADed per round at most; the others wait for the next rounds, in turn
 DLQ_RECEIVES = 5  # receives of up to 10 DLQ messages per round
-DLQ_VISIBILITY = 30  # seconds a DLQ message read stays hidden should the command die before releasing it
 LISTED = 50  # keys listed per outcome in the human summary (--json has them all)
 LINE_INTERVAL = 2.0  # off a terminal: at most one tally line per this many seconds (the last always)
 
@@ -211,7 +211,7 @@ def observe(s3: Any, target: Target, key: str) -> Observation:
 def read_dead_letters(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
     """Up to :data:`DLQ_RECEIVES` x 10 DLQ messages, released at once after the reads (a
     :class:`~dlq_replayer.scan.Scanner`, so a message SQS hands out twice counts once)."""
-    scanner = Scanner(sqs, dlq_url, visibility=DLQ_VISIBILITY)
+    scanner = Scanner(sqs, dlq_url, visibility=PEEK_VISIBILITY)
     found: list[dict[str, Any]] = []
     try:
         for _ in range(DLQ_RECEIVES):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from dlq_replayer.scan import Scanner, queue_depth, scan_warnings
+from dlq_replayer.scan import PEEK_VISIBILITY, Scanner, queue_depth, scan_warnings
 from explainer.keys import KeyInput
 from explainer.verdict import DeadLetter
 from processor import catalog, storage
@@ -23,7 +23,6 @@ from processor.storage import SourceHead
 from toolkit import dead_letters
 from toolkit.interrupts import CtrlCStops
 
-DLQ_VISIBILITY = 30  # seconds a DLQ message read stays hidden should this command die before releasing it
 MAX_DLQ_SCAN = 10_000  # messages read at most: a DLQ deeper than that is sampled, and the output says so
 
 
@@ -53,16 +52,16 @@ class DlqScan:
 def scan_dead_letters(sqs: Any, dlq_url: str, keys: Iterable[str], *, limit: int = MAX_DLQ_SCAN) -> DlqScan:
     """The DLQ messages naming any of ``keys``, read without consuming any message.
 
-    Each receive hides its messages for :data:`DLQ_VISIBILITY` seconds and every one is made visible
-    again at once (``ChangeMessageVisibility`` 0); SQS then hands some out again, and those repeats
-    are held by the scanner until the scan ends (that is how a scan of a queue ends at all, see
-    :class:`dlq_replayer.scan.Scanner`) and released then, also on errors and Ctrl-C.
+    Each receive hides its messages for :data:`~dlq_replayer.scan.PEEK_VISIBILITY` seconds and every
+    one is made visible again at once (``ChangeMessageVisibility`` 0); SQS then hands some out again,
+    and those repeats are held by the scanner until the scan ends (that is how a scan of a queue ends
+    at all, see :class:`dlq_replayer.scan.Scanner`) and released then, also on errors and Ctrl-C.
     """
     wanted = set(keys)
     depth = queue_depth(sqs, dlq_url)
     result = DlqScan(by_key={key: [] for key in wanted}, depth=depth.visible)
     stop = threading.Event()
-    scanner = Scanner(sqs, dlq_url, visibility=DLQ_VISIBILITY, stop=stop)
+    scanner = Scanner(sqs, dlq_url, visibility=PEEK_VISIBILITY, stop=stop)
     # Ctrl-C stops between receives, never inside one (the messages it hid could not be released):
     # the scan raises KeyboardInterrupt at that safe point, and ``close`` releases every message.
     with CtrlCStops(stop, "imgproc explain: stopping after the receive in flight"):
@@ -80,7 +79,7 @@ def scan_dead_letters(sqs: Any, dlq_url: str, keys: Iterable[str], *, limit: int
                     break
         finally:
             scanner.close()
-    result.warnings = scan_warnings(depth, scanner.release_failures, DLQ_VISIBILITY)
+    result.warnings = scan_warnings(depth, scanner.release_failures, PEEK_VISIBILITY)
     if not result.complete:
         result.warnings.append(f"read the first {result.scanned:,} of ~{depth.visible:,} DLQ messages only")
     return result
