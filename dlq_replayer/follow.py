@@ -32,15 +32,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from dlq_replayer.outcomes import DeadLetterSeen, Observation, Outcome, Verdict, classify
+from dlq_replayer.outcomes import Observation, Outcome, Verdict, classify
 from dlq_replayer.scan import PEEK_VISIBILITY, Scanner
 from processor import storage
 from processor.config import Config
-from processor.dead_letter import ERROR_MESSAGE
 from processor.errors import InvalidEvent
 from processor.events import parse_body
 from processor.renditions import ignore_reason
 from toolkit import aws, dead_letters, interrupts
+from toolkit.dead_letters import DeadLetter
 from toolkit.function import load_deployment
 from toolkit.renditions import Candidate, observe_renditions
 from toolkit.stack import Output
@@ -224,24 +224,15 @@ def read_dead_letters(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
     return found
 
 
-def _seen_again(message: Mapping[str, Any]) -> DeadLetterSeen:
-    return DeadLetterSeen(
-        message_id=str(message["MessageId"]),
-        error_class=dead_letters.error_class(message),
-        error_message=dead_letters.attribute(message, ERROR_MESSAGE),
-        replay_count=dead_letters.replay_count(message),
-    )
-
-
 def _dead_letters_back(sqs: Any, tracker: Tracker, report: FollowReport) -> None:
     """Step 1 of a round: the items whose message is back on the DLQ have failed again; an ignored
     item is known from its message. Neither needs a HEAD."""
     messages = read_dead_letters(sqs, tracker.target.dlq_url)
     report.dlq_read += len(messages)
-    back: dict[int, DeadLetterSeen] = {}
+    back: dict[int, DeadLetter] = {}
     for message in messages:
         for item in tracker.ours(message):
-            back.setdefault(id(item), _seen_again(message))
+            back.setdefault(id(item), DeadLetter.from_message(message))
     for item in report.items:
         if not item.verdict.outcome.final and (id(item) in back or item.ignored is not None):
             item.verdict = classify(Observation(None, (), back.get(id(item)), ignored=item.ignored))

@@ -26,6 +26,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from toolkit.dead_letters import DeadLetter
 from toolkit.renditions import Candidate
 
 
@@ -42,22 +43,12 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class DeadLetterSeen:
-    """A message back on the DLQ since the replay that names the key."""
-
-    message_id: str
-    error_class: str  # RetriesExhausted for a message SQS redrove
-    error_message: str | None
-    replay_count: int
-
-
-@dataclass(frozen=True)
 class Observation:
     """What one round saw of a key: its source, each configured size's candidates, the DLQ."""
 
     source_etag: str | None  # without quotes; None: the source does not exist
     sizes: Sequence[Sequence[Candidate]]  # one entry per configured size; unused without a source
-    dead_letter: DeadLetterSeen | None = None
+    dead_letter: DeadLetter | None = None  # a message back on the DLQ since the replay naming the key
     delete_on_remove: bool = True
     ignored: str | None = None  # why the handler ignores the record (then nothing else is looked at)
 

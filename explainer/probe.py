@@ -17,10 +17,10 @@ from typing import Any
 
 from dlq_replayer.scan import PEEK_VISIBILITY, Scanner, queue_depth, scan_warnings
 from explainer.keys import KeyInput
-from explainer.verdict import DeadLetter
 from processor import catalog, storage
 from processor.storage import SourceHead
 from toolkit import dead_letters
+from toolkit.dead_letters import DeadLetter
 from toolkit.interrupts import CtrlCStops
 
 MAX_DLQ_SCAN = 10_000  # messages read at most: a DLQ deeper than that is sampled, and the output says so

@@ -21,6 +21,7 @@ from typing import Any
 
 from processor import errors, markers
 from processor.storage import SourceHead
+from toolkit.dead_letters import DeadLetter
 from toolkit.renditions import SizeObservation
 
 RECENT_UPLOAD_SECONDS = 60  # a source younger than this may still be on its way through the queue
@@ -50,36 +51,6 @@ class State(enum.StrEnum):
 
 
 HEALTHY_STATES = frozenset({State.HEALTHY, State.KEPT})
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A DLQ message naming the key (the fields of :func:`toolkit.dead_letters.summary`)."""
-
-    message_id: str
-    error_class: str
-    error_message: str | None
-    failed_at: str | None
-    sent_at: str | None
-    replay_count: int
-    original_message_id: str | None = None
-
-    @classmethod
-    def from_summary(cls, summary: Mapping[str, Any]) -> DeadLetter:
-        return cls(
-            message_id=str(summary["message_id"]),
-            error_class=str(summary["error_class"]),
-            error_message=summary.get("error_message"),
-            failed_at=summary.get("failed_at"),
-            sent_at=summary.get("sent_at"),
-            replay_count=int(summary.get("replay_count") or 0),
-            original_message_id=summary.get("original_message_id"),
-        )
-
-    @property
-    def when(self) -> str:
-        """When it failed: ``failed-at``, else (SQS redrove it) when it was sent."""
-        return self.failed_at or (self.sent_at or "")[:19] + ("Z" if self.sent_at else "")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import pytest
 
 from explainer import keys
 from explainer.verdict import (
-    DeadLetter,
     Explanation,
     Fixes,
     RenditionState,
@@ -23,6 +22,7 @@ from processor.config import Config
 from processor.renditions import plan_renditions
 from processor.spec import OutputFormat
 from processor.storage import SourceHead
+from toolkit.dead_letters import DeadLetter
 from toolkit.errors import UsageError
 from toolkit.renditions import Candidate, SizeObservation
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dlq_replayer.outcomes import DeadLetterSeen, Observation, Outcome, Verdict, classify
+from dlq_replayer.outcomes import Observation, Outcome, Verdict, classify
 from processor import markers
+from toolkit.dead_letters import DeadLetter as DeadLetterSeen
 from toolkit.renditions import Candidate as CandidateSeen
 
 ETAG = "0123456789abcdef0123456789abcdef"
