@@ -28,23 +28,17 @@ from backfill.job import (
     Target,
 )
 from processor import markers
-from processor.config import Config, ConfigError
 from toolkit import aws
 from toolkit.durations import parse_duration
 from toolkit.errors import StackNotFound, UsageError, aws_message
-from toolkit.function import load_function
+from toolkit.function import FunctionConfigError, load_deployment
 from toolkit.interrupts import CtrlCStops
 from toolkit.options import add_rate, positive, whole
-from toolkit.stack import Output, read_outputs
+from toolkit.stack import Output
 from toolkit.throughput import RateLimiter, rate_text
 
 _AWS_OPTIONS = (("--stack-name", "stack_name"), ("--endpoint-url", "endpoint_url"), ("--region", "region"))
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class BackfillError(RuntimeError):
-    """The stack's function configuration cannot be used; the message says why (exit 1: the
-    environment is wrong, not the command line)."""
 
 
 def parse_since(raw: str, now: datetime | None = None) -> datetime:
@@ -159,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     except (UsageError, inventory.InventoryError) as exc:
         print(f"imgproc backfill: {exc}", file=sys.stderr, flush=True)
         return EXIT_USAGE
-    except (BackfillError, StackNotFound, ConfigError) as exc:
+    except (FunctionConfigError, StackNotFound) as exc:  # the stack is wrong, not the command line
         print(f"imgproc backfill: {exc}", file=sys.stderr, flush=True)
         return EXIT_FAILED
     options = Options(
@@ -204,16 +198,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _resolve(args: argparse.Namespace) -> tuple[Target, str]:
     """The source bucket, the queue, the function's configuration, and the prefix to list."""
-    outputs = read_outputs(
+    deployed = load_deployment(
         aws.client(args, "cloudformation"),
+        aws.client(args, "lambda"),
         args.stack_name,
-        required=(Output.SOURCE_BUCKET, Output.QUEUE_URL, Output.FUNCTION_NAME),
+        (Output.SOURCE_BUCKET, Output.QUEUE_URL, Output.FUNCTION_NAME),
     )
-    function = load_function(aws.client(args, "lambda"), outputs.function_name)
-    try:
-        config = Config.from_env(function.environment)
-    except ConfigError as exc:
-        raise BackfillError(f"function {function.name}: {exc}") from None
+    outputs, config = deployed.outputs, deployed.config
     prefix = args.prefix if args.prefix is not None else config.source_prefix
     if not prefix.startswith(config.source_prefix):
         raise UsageError(

@@ -37,6 +37,7 @@ from toolkit import aws
 from toolkit.dead_letters import RETRIES_EXHAUSTED
 from toolkit.durations import format_duration
 from toolkit.errors import StackNotFound, aws_message, one_line
+from toolkit.function import FunctionConfigError
 from toolkit.interrupts import CtrlCStops
 from toolkit.stack import Output, read_outputs
 from toolkit.terminal import Block, show
@@ -272,7 +273,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 def _follow_target(args: argparse.Namespace, queues: Queues) -> follow.Target:
     try:
         return follow.resolve(args, queues.dlq_url)
-    except follow.FollowError as exc:
+    except FunctionConfigError as exc:
         raise DlqError(f"--follow: {exc}") from None
 
 

@@ -5,14 +5,15 @@ are, so it works against AWS and the embedded AWS alike. In rounds, until every 
 known or ``--follow-timeout`` passes:
 
 1. a bounded read of the DLQ (at most :data:`DLQ_RECEIVES` receives of 10, each message hidden for
-   :data:`DLQ_VISIBILITY` seconds and made visible again as soon as the round's receives are done:
-   nothing is consumed). A message is one of ours when it carries the ``original-message-id`` of a
-   failure this run replayed with at least the ``replay-count`` the replay gave it (an older copy of
-   the same failure, left on the DLQ, has a lower one), or, lacking that, when it arrived after the
-   replay started and names a replayed key. Such a key has failed again: no HEAD is needed;
+   :data:`~dlq_replayer.scan.PEEK_VISIBILITY` seconds and made visible again as soon as the round's
+   receives are done: nothing is consumed). A message is one of ours when it carries the
+   ``original-message-id`` of a failure this run replayed with at least the ``replay-count`` the
+   replay gave it (an older copy of the same failure, left on the DLQ, has a lower one), or, lacking
+   that, when it arrived after the replay started and names a replayed key. Such a key has failed
+   again: no HEAD is needed;
 2. HEADs of the source and of its renditions for the keys still pending (at most
    :data:`KEYS_PER_ROUND` a round, on :data:`HEAD_THREADS` threads), with the handler's own key
-   mapping and markers (:mod:`processor.renditions`, :mod:`processor.markers`);
+   mapping and markers (:mod:`toolkit.renditions`, as `imgproc explain` looks at a key);
 3. :func:`dlq_replayer.outcomes.classify` says what that means; a final outcome stops the key's HEADs;
 4. a pause growing from :data:`FIRST_PAUSE` to :data:`MAX_PAUSE` seconds.
 
@@ -31,17 +32,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from dlq_replayer.outcomes import CandidateSeen, DeadLetterSeen, Observation, Outcome, Verdict, classify
-from dlq_replayer.scan import Scanner
-from processor import markers, storage
-from processor.config import Config, ConfigError
-from processor.dead_letter import ERROR_MESSAGE
+from dlq_replayer.outcomes import Observation, Outcome, Verdict, classify
+from dlq_replayer.scan import PEEK_VISIBILITY, Scanner
+from processor import storage
+from processor.config import Config
 from processor.errors import InvalidEvent
 from processor.events import parse_body
-from processor.renditions import ignore_reason, plan_renditions
+from processor.renditions import ignore_reason
 from toolkit import aws, dead_letters, interrupts
-from toolkit.function import load_function
-from toolkit.stack import Output, read_outputs
+from toolkit.dead_letters import DeadLetter
+from toolkit.function import load_deployment
+from toolkit.renditions import Candidate, observe_renditions
+from toolkit.stack import Output
 from toolkit.terminal import Block, group, live
 
 DEFAULT_TIMEOUT = 300.0  # seconds: --follow-timeout's default (5m)
@@ -52,13 +54,8 @@ PAUSE_GROWTH = 1.5
 HEAD_THREADS = 4
 KEYS_PER_ROUND = 200  # keys HEADed per round at most; the others wait for the next rounds, in turn
 DLQ_RECEIVES = 5  # receives of up to 10 DLQ messages per round
-DLQ_VISIBILITY = 30  # seconds a DLQ message read stays hidden should the command die before releasing it
 LISTED = 50  # keys listed per outcome in the human summary (--json has them all)
 LINE_INTERVAL = 2.0  # off a terminal: at most one tally line per this many seconds (the last always)
-
-
-class FollowError(RuntimeError):
-    """The function's configuration cannot be read: the follow cannot tell a rendition's marker."""
 
 
 @dataclass(frozen=True)
@@ -72,18 +69,15 @@ class Target:
 
 def resolve(args: argparse.Namespace, dlq_url: str) -> Target:
     """The target, read before anything moves: a stack or function that cannot be read stops the
-    command before the replay."""
-    outputs = read_outputs(
+    command before the replay (:class:`~toolkit.function.FunctionConfigError`: the follow could not
+    tell a rendition's marker)."""
+    deployed = load_deployment(
         aws.client(args, "cloudformation"),
+        aws.client(args, "lambda"),
         args.stack_name,
-        required=(Output.SOURCE_BUCKET, Output.FUNCTION_NAME),
+        (Output.SOURCE_BUCKET, Output.FUNCTION_NAME),
     )
-    function = load_function(aws.client(args, "lambda"), outputs.function_name)
-    try:
-        config = Config.from_env(function.environment)
-    except ConfigError as exc:
-        raise FollowError(f"function {function.name}: {exc}") from None
-    return Target(outputs.source_bucket, dlq_url, config)
+    return Target(deployed.source_bucket, dlq_url, deployed.config)
 
 
 @dataclass
@@ -199,19 +193,14 @@ class FollowReport:
 
 def observe(s3: Any, target: Target, key: str) -> Observation:
     """HEAD the source and its renditions. With the source there, the HEADs stop at the first size
-    with no current rendition: the key is pending anyway, and the rest count as missing."""
+    with no current rendition: the key is pending anyway, whatever the other sizes hold."""
     config = target.config
     head = storage.head_source(s3, target.source_bucket, key)
-    sizes: list[list[CandidateSeen]] = []
-    looking = True
-    for plan in plan_renditions(config, key):
-        seen = []
-        for candidate in plan.candidates:
-            metadata = storage.head_metadata(s3, config.dest_bucket, candidate.key) if looking else None
-            seen.append(CandidateSeen(candidate.key, candidate.digest, metadata))
-        current = head is not None and any(markers.is_current(c.metadata, head.etag, c.digest) for c in seen)
-        looking = looking and (head is None or current)
-        sizes.append(seen)
+    sizes: list[tuple[Candidate, ...]] = []
+    for size in observe_renditions(s3, config.dest_bucket, config, key):
+        sizes.append(size.candidates)
+        if head is not None and not size.current(head.etag):
+            break
     return Observation(
         source_etag=None if head is None else head.etag,
         sizes=sizes,
@@ -222,7 +211,7 @@ def observe(s3: Any, target: Target, key: str) -> Observation:
 def read_dead_letters(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
     """Up to :data:`DLQ_RECEIVES` x 10 DLQ messages, released at once after the reads (a
     :class:`~dlq_replayer.scan.Scanner`, so a message SQS hands out twice counts once)."""
-    scanner = Scanner(sqs, dlq_url, visibility=DLQ_VISIBILITY)
+    scanner = Scanner(sqs, dlq_url, visibility=PEEK_VISIBILITY)
     found: list[dict[str, Any]] = []
     try:
         for _ in range(DLQ_RECEIVES):
@@ -235,24 +224,15 @@ def read_dead_letters(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
     return found
 
 
-def _seen_again(message: Mapping[str, Any]) -> DeadLetterSeen:
-    return DeadLetterSeen(
-        message_id=str(message["MessageId"]),
-        error_class=dead_letters.error_class(message),
-        error_message=dead_letters.attribute(message, ERROR_MESSAGE),
-        replay_count=dead_letters.replay_count(message),
-    )
-
-
 def _dead_letters_back(sqs: Any, tracker: Tracker, report: FollowReport) -> None:
     """Step 1 of a round: the items whose message is back on the DLQ have failed again; an ignored
     item is known from its message. Neither needs a HEAD."""
     messages = read_dead_letters(sqs, tracker.target.dlq_url)
     report.dlq_read += len(messages)
-    back: dict[int, DeadLetterSeen] = {}
+    back: dict[int, DeadLetter] = {}
     for message in messages:
         for item in tracker.ours(message):
-            back.setdefault(id(item), _seen_again(message))
+            back.setdefault(id(item), DeadLetter.from_message(message))
     for item in report.items:
         if not item.verdict.outcome.final and (id(item) in back or item.ignored is not None):
             item.verdict = classify(Observation(None, (), back.get(id(item)), ignored=item.ignored))

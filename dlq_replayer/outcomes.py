@@ -14,7 +14,7 @@ DLQ, and asks :func:`classify` what the observation means. The rules mirror the 
   deletes them, ``DELETE_ON_REMOVE``); with ``DELETE_ON_REMOVE`` off nothing will ever delete them,
   so the missing source alone is the outcome;
 - **rendered**: every configured rendition carries the source's present ETag and today's recipe
-  digest in its marker (:func:`processor.markers.is_current`), as the handler decides "current";
+  digest in its marker (:meth:`toolkit.renditions.Candidate.is_current`, the handler's own test);
 - **pending**: anything else, for now (the message is still queued, in flight or being retried).
 
 Failed again, ignored, source gone and rendered are final: the loop stops looking at such a key.
@@ -23,10 +23,11 @@ Failed again, ignored, source gone and rendered are final: the loop stops lookin
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from processor import markers
+from toolkit.dead_letters import DeadLetter
+from toolkit.renditions import Candidate
 
 
 class Outcome(enum.StrEnum):
@@ -42,31 +43,12 @@ class Outcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class CandidateSeen:
-    """One key a rendition may live at (:class:`processor.renditions.Candidate`) and its HEAD."""
-
-    key: str
-    digest: str  # the recipe digest its marker must carry to be current
-    metadata: Mapping[str, str] | None  # the rendition's user metadata; None: no such object
-
-
-@dataclass(frozen=True)
-class DeadLetterSeen:
-    """A message back on the DLQ since the replay that names the key."""
-
-    message_id: str
-    error_class: str  # RetriesExhausted for a message SQS redrove
-    error_message: str | None
-    replay_count: int
-
-
-@dataclass(frozen=True)
 class Observation:
     """What one round saw of a key: its source, each configured size's candidates, the DLQ."""
 
     source_etag: str | None  # without quotes; None: the source does not exist
-    sizes: Sequence[Sequence[CandidateSeen]]  # one entry per configured size; unused without a source
-    dead_letter: DeadLetterSeen | None = None
+    sizes: Sequence[Sequence[Candidate]]  # one entry per configured size; unused without a source
+    dead_letter: DeadLetter | None = None  # a message back on the DLQ since the replay naming the key
     delete_on_remove: bool = True
     ignored: str | None = None  # why the handler ignores the record (then nothing else is looked at)
 
@@ -92,7 +74,5 @@ def classify(seen: Observation) -> Verdict:
         gone = not seen.delete_on_remove or not leftovers
         return Verdict(Outcome.SOURCE_GONE if gone else Outcome.PENDING)
     etag = seen.source_etag
-    rendered = bool(seen.sizes) and all(
-        any(markers.is_current(c.metadata, etag, c.digest) for c in size) for size in seen.sizes
-    )
+    rendered = bool(seen.sizes) and all(any(c.is_current(etag) for c in size) for size in seen.sizes)
     return Verdict(Outcome.RENDERED if rendered else Outcome.PENDING)

@@ -36,6 +36,9 @@ from toolkit.durations import format_duration
 from toolkit.throughput import SQS_BATCH
 
 MAX_VISIBILITY = 43200  # SQS limit, seconds
+# Seconds a message read without consuming it (`imgproc explain`, `dlq replay --follow`) stays hidden
+# should the reader die before releasing it: short, as the message is not being moved.
+PEEK_VISIBILITY = 30
 # The HTTP Date header has whole seconds: a run that started at 12:00:00.900 reads 12:00:00. Messages
 # sent within that second count as present at the start; the run's own output among them is still
 # recognised by its failure id (:func:`dead_letters.failure_id`).

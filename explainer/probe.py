@@ -1,9 +1,10 @@
 """The AWS reads behind `imgproc explain` and `imgproc enqueue`: every function takes the clients it uses.
 
-What is read: the stack's outputs and the deployed function's configuration (the same
-:class:`~processor.config.Config` the handler parses, so that rendition keys and recipe digests are
-today's), the source's HEAD, each rendition candidate's HEAD, the DLQ (read without consuming), the
-catalog item. Nothing here decides anything: :mod:`explainer.verdict` does.
+What is read here: the source's HEAD (the first of a typed key's candidate source keys that exists),
+the DLQ (read without consuming), the catalog item. The stack and the deployed function's
+configuration (:func:`toolkit.function.load_deployment`) and the renditions' HEADs
+(:func:`toolkit.renditions.observe_renditions`) are read as every operator command reads them.
+Nothing here decides anything: :mod:`explainer.verdict` does.
 """
 
 from __future__ import annotations
@@ -14,56 +15,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from dlq_replayer.scan import Scanner, queue_depth, scan_warnings
+from dlq_replayer.scan import PEEK_VISIBILITY, Scanner, queue_depth, scan_warnings
 from explainer.keys import KeyInput
-from explainer.verdict import Candidate, DeadLetter, SizeObservation
 from processor import catalog, storage
-from processor.config import Config, ConfigError
-from processor.renditions import plan_renditions
 from processor.storage import SourceHead
 from toolkit import dead_letters
-from toolkit.function import FunctionConfig, load_function
+from toolkit.dead_letters import DeadLetter
 from toolkit.interrupts import CtrlCStops
-from toolkit.stack import Output, StackOutputs, read_outputs
 
-DLQ_VISIBILITY = 30  # seconds a DLQ message read stays hidden should this command die before releasing it
 MAX_DLQ_SCAN = 10_000  # messages read at most: a DLQ deeper than that is sampled, and the output says so
-
-
-class FunctionConfigError(RuntimeError):
-    """The deployed function's environment does not parse (exit 1: the stack is wrong, not the usage)."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """The stack's resources and the function's configuration, as the handler sees them."""
-
-    outputs: StackOutputs
-    function: FunctionConfig
-    config: Config
-
-    @property
-    def source_bucket(self) -> str:
-        return self.outputs.source_bucket
-
-    @property
-    def dest_bucket(self) -> str:
-        return self.outputs.destination_bucket
-
-
-def load_target(cfn: Any, lam: Any, stack_name: str, *required: Output) -> Target:
-    """The stack's outputs (``required`` ones checked) and the deployed function's configuration."""
-    outputs = read_outputs(
-        cfn,
-        stack_name,
-        required=(Output.SOURCE_BUCKET, Output.DESTINATION_BUCKET, Output.FUNCTION_NAME, *required),
-    )
-    function = load_function(lam, outputs.function_name)
-    try:
-        config = Config.from_env(function.environment)
-    except ConfigError as exc:
-        raise FunctionConfigError(f"function {function.name}: {exc}") from None
-    return Target(outputs, function, config)
 
 
 def pick_source(s3: Any, bucket: str, given: KeyInput) -> tuple[str, SourceHead | None]:
@@ -73,20 +33,6 @@ def pick_source(s3: Any, bucket: str, given: KeyInput) -> tuple[str, SourceHead 
         if head is not None:
             return key, head
     return given.source_key, None
-
-
-def observe_renditions(s3: Any, dest_bucket: str, config: Config, source_key: str) -> list[SizeObservation]:
-    """Each configured size of ``source_key``: every candidate key, its marker, today's digest."""
-    return [
-        SizeObservation(
-            str(plan.spec.size),
-            tuple(
-                Candidate(c.key, c.digest, storage.head_metadata(s3, dest_bucket, c.key))
-                for c in plan.candidates
-            ),
-        )
-        for plan in plan_renditions(config, source_key)
-    ]
 
 
 @dataclass
@@ -106,16 +52,16 @@ class DlqScan:
 def scan_dead_letters(sqs: Any, dlq_url: str, keys: Iterable[str], *, limit: int = MAX_DLQ_SCAN) -> DlqScan:
     """The DLQ messages naming any of ``keys``, read without consuming any message.
 
-    Each receive hides its messages for :data:`DLQ_VISIBILITY` seconds and every one is made visible
-    again at once (``ChangeMessageVisibility`` 0); SQS then hands some out again, and those repeats
-    are held by the scanner until the scan ends (that is how a scan of a queue ends at all, see
-    :class:`dlq_replayer.scan.Scanner`) and released then, also on errors and Ctrl-C.
+    Each receive hides its messages for :data:`~dlq_replayer.scan.PEEK_VISIBILITY` seconds and every
+    one is made visible again at once (``ChangeMessageVisibility`` 0); SQS then hands some out again,
+    and those repeats are held by the scanner until the scan ends (that is how a scan of a queue ends
+    at all, see :class:`dlq_replayer.scan.Scanner`) and released then, also on errors and Ctrl-C.
     """
     wanted = set(keys)
     depth = queue_depth(sqs, dlq_url)
     result = DlqScan(by_key={key: [] for key in wanted}, depth=depth.visible)
     stop = threading.Event()
-    scanner = Scanner(sqs, dlq_url, visibility=DLQ_VISIBILITY, stop=stop)
+    scanner = Scanner(sqs, dlq_url, visibility=PEEK_VISIBILITY, stop=stop)
     # Ctrl-C stops between receives, never inside one (the messages it hid could not be released):
     # the scan raises KeyboardInterrupt at that safe point, and ``close`` releases every message.
     with CtrlCStops(stop, "imgproc explain: stopping after the receive in flight"):
@@ -133,7 +79,7 @@ def scan_dead_letters(sqs: Any, dlq_url: str, keys: Iterable[str], *, limit: int
                     break
         finally:
             scanner.close()
-    result.warnings = scan_warnings(depth, scanner.release_failures, DLQ_VISIBILITY)
+    result.warnings = scan_warnings(depth, scanner.release_failures, PEEK_VISIBILITY)
     if not result.complete:
         result.warnings.append(f"read the first {result.scanned:,} of ~{depth.visible:,} DLQ messages only")
     return result

@@ -1,13 +1,13 @@
 """A key's state, decided from what was observed: pure (observations in, dataclasses out), no AWS.
 
-The inputs are what :mod:`explainer.probe` read: the source's HEAD (None when there is no source), each
-configured rendition's candidate keys with the marker each one carries (None when absent) and the
-digest today's recipe gives it, the dead letters naming the key, the catalog item. The rules are the
-handler's own (docs/design.md, "Reconcile rules"): a rendition is *current* when its marker's
-``source-etag`` is the source's ETag and its ``rendition`` digest is today's recipe's
-(:func:`processor.markers.is_current`); *stale* when it exists but is not; *missing*; *orphaned* when
-it exists and the source does not. The verdict is one state for the key, one line saying why, and the
-command that fixes it.
+The inputs are what :mod:`explainer.probe` and :mod:`toolkit.renditions` read: the source's HEAD
+(None when there is no source), each configured rendition's candidate keys with the marker each one
+carries (None when absent) and the digest today's recipe gives it, the dead letters naming the key,
+the catalog item. The rules are the handler's own (docs/design.md, "Reconcile rules"): a rendition
+is *current* when its marker's ``source-etag`` is the source's ETag and its ``rendition`` digest is
+today's recipe's (:func:`processor.markers.is_current`); *stale* when it exists but is not;
+*missing*; *orphaned* when it exists and the source does not. The verdict is one state for the key,
+one line saying why, and the command that fixes it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 
 from processor import errors, markers
 from processor.storage import SourceHead
+from toolkit.dead_letters import DeadLetter
+from toolkit.renditions import SizeObservation
 
 RECENT_UPLOAD_SECONDS = 60  # a source younger than this may still be on its way through the queue
 DEFAULT_MAX_REPLAYS = 3  # `imgproc dlq replay --max-replays` default: a message at it needs --force
@@ -49,51 +51,6 @@ class State(enum.StrEnum):
 
 
 HEALTHY_STATES = frozenset({State.HEALTHY, State.KEPT})
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One key a rendition may live at, as its HEAD found it."""
-
-    key: str
-    digest: str  # today's recipe digest for this key
-    metadata: Mapping[str, str] | None  # the rendition's user metadata; None: no such object
-
-
-@dataclass(frozen=True)
-class SizeObservation:
-    size: str  # WxH
-    candidates: tuple[Candidate, ...]  # two when OUTPUT_FORMAT=auto lets the pixels decide
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A DLQ message naming the key (the fields of :func:`toolkit.dead_letters.summary`)."""
-
-    message_id: str
-    error_class: str
-    error_message: str | None
-    failed_at: str | None
-    sent_at: str | None
-    replay_count: int
-    original_message_id: str | None = None
-
-    @classmethod
-    def from_summary(cls, summary: Mapping[str, Any]) -> DeadLetter:
-        return cls(
-            message_id=str(summary["message_id"]),
-            error_class=str(summary["error_class"]),
-            error_message=summary.get("error_message"),
-            failed_at=summary.get("failed_at"),
-            sent_at=summary.get("sent_at"),
-            replay_count=int(summary.get("replay_count") or 0),
-            original_message_id=summary.get("original_message_id"),
-        )
-
-    @property
-    def when(self) -> str:
-        """When it failed: ``failed-at``, else (SQS redrove it) when it was sent."""
-        return self.failed_at or (self.sent_at or "")[:19] + ("Z" if self.sent_at else "")
 
 
 @dataclass(frozen=True)
@@ -164,7 +121,7 @@ def rendition_report(observed: SizeObservation, source: SourceHead | None) -> Re
     if not existing:
         return RenditionReport(observed.size, first.key, RenditionState.MISSING, first.digest)
     if source is not None:
-        current = [c for c in existing if markers.is_current(c.metadata, source.etag, c.digest)]
+        current = observed.current(source.etag)
         chosen = current[0] if current else existing[0]
         state = RenditionState.CURRENT if current else RenditionState.STALE
     else:

@@ -22,6 +22,8 @@ from explainer.render import KeyReport
 from imgproc import local
 from toolkit import aws
 from toolkit.durations import duration
+from toolkit.function import Deployment, FunctionConfigError, load_deployment
+from toolkit.renditions import observe_renditions
 from toolkit.stack import Output
 from toolkit.terminal import Block, show
 
@@ -71,14 +73,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def target_and_keys(
     args: argparse.Namespace, required: Output
-) -> tuple[probe.Target, list[keys.KeyInput]] | None:
+) -> tuple[Deployment, list[keys.KeyInput]] | None:
     """The stack and function behind ``args`` and the keys it names (:class:`UsageError` for a key
     that names no source); None, said on stderr, when the function's configuration does not parse."""
     try:
-        target = probe.load_target(
-            aws.client(args, "cloudformation"), aws.client(args, "lambda"), args.stack_name, required
+        target = load_deployment(
+            aws.client(args, "cloudformation"),
+            aws.client(args, "lambda"),
+            args.stack_name,
+            (Output.SOURCE_BUCKET, Output.DESTINATION_BUCKET, Output.FUNCTION_NAME, required),
         )
-    except probe.FunctionConfigError as exc:
+    except FunctionConfigError as exc:
         print(f"imgproc {args.command_name}: {exc}", file=sys.stderr, flush=True)
         return None
     inputs = [
@@ -104,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         explanation = verdict.classify(
             key,
             head,
-            probe.observe_renditions(s3, target.dest_bucket, target.config, key),
+            list(observe_renditions(s3, target.dest_bucket, target.config, key)),
             dlq.by_key.get(key, []),
             probe.catalog_item(dynamodb, table, key) if dynamodb and table else None,
             source_bucket=target.source_bucket,
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_HEALTHY if all(report.healthy for report in reports) else EXIT_UNHEALTHY
 
 
-def _logs(args: argparse.Namespace, target: probe.Target, key: str) -> HandlerLogs:
+def _logs(args: argparse.Namespace, target: Deployment, key: str) -> HandlerLogs:
     if aws.is_local_endpoint(args.endpoint_url):
         return handler_logs.local_lines(args.state_dir / "logs", key)
     query = handler_logs.insights_query(key)

@@ -11,12 +11,9 @@ import pytest
 
 from explainer import keys
 from explainer.verdict import (
-    Candidate,
-    DeadLetter,
     Explanation,
     Fixes,
     RenditionState,
-    SizeObservation,
     State,
     classify,
 )
@@ -25,7 +22,9 @@ from processor.config import Config
 from processor.renditions import plan_renditions
 from processor.spec import OutputFormat
 from processor.storage import SourceHead
+from toolkit.dead_letters import DeadLetter
 from toolkit.errors import UsageError
+from toolkit.renditions import Candidate, SizeObservation
 
 CONFIG = Config(dest_bucket="dest", source_bucket="src")
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

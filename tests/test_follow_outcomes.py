@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dlq_replayer.outcomes import CandidateSeen, DeadLetterSeen, Observation, Outcome, Verdict, classify
+from dlq_replayer.outcomes import Observation, Outcome, Verdict, classify
 from processor import markers
+from toolkit.dead_letters import DeadLetter as DeadLetterSeen
+from toolkit.renditions import Candidate as CandidateSeen
 
 ETAG = "0123456789abcdef0123456789abcdef"
 DIGEST_100, DIGEST_300 = "a" * 16, "b" * 16

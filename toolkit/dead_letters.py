@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -127,6 +128,41 @@ def summary(message: Mapping[str, Any], now: datetime | None = None) -> dict[str
         "replay_count": replay_count(message),
         "keys": source_keys(str(message.get("Body", ""))),
     }
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead letter as the operator tools reason about it (the fields of :func:`summary`): the
+    failure `imgproc explain` shows for a key, the one `dlq replay --follow` sees come back."""
+
+    message_id: str
+    error_class: str  # RetriesExhausted for a message SQS redrove
+    error_message: str | None
+    failed_at: str | None = None  # None on a message SQS redrove
+    sent_at: str | None = None
+    replay_count: int = 0
+    original_message_id: str | None = None
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, Any]) -> DeadLetter:
+        return cls(
+            message_id=str(summary["message_id"]),
+            error_class=str(summary["error_class"]),
+            error_message=summary.get("error_message"),
+            failed_at=summary.get("failed_at"),
+            sent_at=summary.get("sent_at"),
+            replay_count=int(summary.get("replay_count") or 0),
+            original_message_id=summary.get("original_message_id"),
+        )
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> DeadLetter:
+        return cls.from_summary(summary(message))
+
+    @property
+    def when(self) -> str:
+        """When it failed: ``failed-at``, else (SQS redrove it) when it was sent."""
+        return self.failed_at or (self.sent_at or "")[:19] + ("Z" if self.sent_at else "")
 
 
 def newest_first(messages: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
