@@ -324,6 +324,8 @@ def deploy(request: DeployRequest, progress: Callable[[str], None]) -> DeployRes
             )
             zip_bytes = artifact.path.read_bytes()
             progress(f"  {artifact.size / 1_048_576:.1f} MiB, sha256 {artifact.sha256[:16]}")
+            if not artifact.bytecode:
+                progress(f"  {package.bytecode_note(request.python_version)}")
     code_key = upload_content_addressed(s3, bucket, "lambda/", zip_bytes, ".zip")
     template_key = upload_content_addressed(s3, bucket, "templates/", request.template.read_bytes(), ".yaml")
     progress(f"uploaded s3://{bucket}/{code_key} and s3://{bucket}/{template_key}")

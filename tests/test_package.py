@@ -13,6 +13,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from importlib.metadata import version as metadata_version
+from importlib.util import cache_from_source
 from pathlib import Path
 
 import boto3
@@ -30,6 +31,20 @@ LOCK_INPUT = package.PROJECT_ROOT / "requirements" / "function.in"
 # The project's own top-level packages (setup.cfg's packages.find).
 FIRST_PARTY = {p.name for p in package.PROJECT_ROOT.iterdir() if (p / "__init__.py").is_file()}
 ELF_MACHINE = {"x86_64": 0x3E, "aarch64": 0xB7}
+# This machine's platform and Python: a build the tests can run, and the one that ships bytecode.
+LOCAL_PLATFORMS = (f"manylinux2014_{platform.machine()}", f"manylinux_2_28_{platform.machine()}")
+LOCAL_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+# The default build (Python 3.12) cannot ship bytecode when the tests run on another Python.
+RUNTIME_ELSEWHERE = not package.can_compile_for("3.12")
+
+
+# -I leaves the current directory off sys.path: the package's folder is the first argument.
+IMPORT_FROM_ARGV = "import sys; sys.path.insert(0, sys.argv[1]); import processor.handler"
+
+
+def sources(names: list[str]) -> list[str]:
+    """The entries of a zip that are not compiled bytecode (what the allow-list is about)."""
+    return [name for name in names if "__pycache__/" not in name]
 
 
 def elf_machine(data: bytes) -> int:
@@ -37,18 +52,37 @@ def elf_machine(data: bytes) -> int:
     return int.from_bytes(data[18:20], "little")
 
 
-@pytest.fixture(scope="module")
-def arm64_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """`imgproc package` run as an operator runs it (the default arm64 target), once per module."""
-    path = tmp_path_factory.mktemp("arm64") / "function.zip"
-    completed = subprocess.run(
-        [sys.executable, "-m", "imgproc.cli", "package", "--output", str(path)],
+def run_package(*options: str) -> subprocess.CompletedProcess[str]:
+    """`imgproc package` run as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "imgproc.cli", "package", *options],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    return path, completed
+
+
+@pytest.fixture(scope="module")
+def arm64_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`imgproc package` run as an operator runs it (the default arm64 target), once per module."""
+    path = tmp_path_factory.mktemp("arm64") / "function.zip"
+    return path, run_package("--output", str(path))
+
+
+@pytest.fixture(scope="module")
+def local_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A build for this machine's platform and Python (so with bytecode), once per module."""
+    path = tmp_path_factory.mktemp("local") / "function.zip"
+    platforms = [arg for platform_tag in LOCAL_PLATFORMS for arg in ("--platform", platform_tag)]
+    return path, run_package(*platforms, "--python-version", LOCAL_PYTHON, "--output", str(path))
+
+
+@pytest.fixture(scope="module")
+def local_zip(local_build: tuple[Path, subprocess.CompletedProcess[str]]) -> zipfile.ZipFile:
+    path, completed = local_build
+    assert completed.returncode == 0, completed.stderr
+    return zipfile.ZipFile(path)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +97,10 @@ def test_package_prints_its_result_and_nothing_of_pips(
 ) -> None:
     path, completed = arm64_build
     assert completed.returncode == 0, completed.stderr
+    note = [f"imgproc package: {package.bytecode_note('3.12')}"] if RUNTIME_ELSEWHERE else []
     assert completed.stderr.splitlines() == [
-        f"building {path} for manylinux2014_aarch64, manylinux_2_28_aarch64, Python 3.12"
+        f"building {path} for manylinux2014_aarch64, manylinux_2_28_aarch64, Python 3.12",
+        *note,
     ]
     assert completed.stdout.startswith(f"{path}: ")
     assert len(completed.stdout.splitlines()) == 1
@@ -158,10 +194,9 @@ def test_zip_holds_only_what_the_function_needs(arm64_zip: zipfile.ZipFile) -> N
     assert not tops & {"benchmarks", "infra"}
     assert "processor/handler.py" in arm64_zip.namelist()
     assert "observability/metrics.py" in arm64_zip.namelist()
-    first_party = {n for n in arm64_zip.namelist() if n.split("/")[0] in FIRST_PARTY}
+    first_party = {n for n in sources(arm64_zip.namelist()) if n.split("/")[0] in FIRST_PARTY}
     allowed = {p.relative_to(package.PROJECT_ROOT).as_posix() for p in package.function_modules().values()}
     assert first_party == allowed
-    assert not [n for n in arm64_zip.namelist() if n.endswith(".pyc") or "__pycache__" in n]
     models = {
         n.split("/")[2] for n in arm64_zip.namelist() if n.startswith("botocore/data/") and n.count("/") > 2
     }
@@ -217,6 +252,85 @@ def _extract(archive: zipfile.ZipFile, folder: Path) -> Path:
     return folder
 
 
+def test_a_build_for_this_python_ships_a_pyc_beside_every_py(
+    local_build: tuple[Path, subprocess.CompletedProcess[str]], local_zip: zipfile.ZipFile
+) -> None:
+    path, completed = local_build
+    assert completed.stderr.splitlines() == [
+        f"building {path} for {', '.join(LOCAL_PLATFORMS)}, Python {LOCAL_PYTHON}"
+    ]
+    names = local_zip.namelist()
+    py = [n for n in names if n.endswith(".py")]
+    assert sorted(n for n in names if n.endswith(".pyc")) == sorted(cache_from_source(n) for n in py)
+    closure = [p.relative_to(package.PROJECT_ROOT).as_posix() for p in package.function_modules().values()]
+    assert {cache_from_source(n) for n in closure} <= set(names)
+    # unchecked hash-based (PEP 552 flags 0b01): loaded without a look at the source or its mtime
+    assert {local_zip.read(cache_from_source(n))[4:8] for n in closure} == {b"\x01\x00\x00\x00"}
+
+
+def test_the_unzipped_handler_is_imported_from_bytecode_compiling_nothing(
+    local_zip: zipfile.ZipFile, tmp_path: Path
+) -> None:
+    """As in Lambda: a read-only folder, and -B (root writes to read-only folders anyway). Python's -v
+    names the file each module's code object came from: the .py when it compiled it."""
+    folder = _extract(local_zip, tmp_path / "task")
+    before = sorted(folder.rglob("*"))
+    subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-I", "-S", "-B", "-v", "-c", IMPORT_FROM_ARGV, str(folder)],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert sorted(folder.rglob("*")) == before
+    origins = [
+        line.removeprefix("# code object from ").strip("'")
+        for line in completed.stderr.splitlines()
+        if line.startswith("# code object from ")
+    ]
+    ours = [origin for origin in origins if Path(origin).is_relative_to(folder)]
+    assert [origin for origin in ours if not origin.endswith(".pyc")] == []
+    closure = [folder / p.relative_to(package.PROJECT_ROOT) for p in package.function_modules().values()]
+    assert {cache_from_source(str(p)) for p in closure} <= set(ours)
+    assert len(ours) > len(closure)  # the dependencies' modules too (botocore, PIL, structlog...)
+
+
+def test_the_bytecode_is_the_same_bytes_for_the_same_sources(tmp_path: Path) -> None:
+    """Compiled in another folder (a build's random staging directory) and another process state."""
+    compiled = []
+    for name in ("a", "b"):
+        package.copy_function_code(tmp_path / name)
+        package.compile_bytecode(tmp_path / name)
+        compiled.append(
+            {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.pyc")}
+        )
+    assert compiled[0]
+    assert compiled[0] == compiled[1]
+
+
+def test_no_bytecode_opts_out(tmp_path: Path) -> None:
+    path = tmp_path / "function.zip"
+    platforms = [arg for platform_tag in LOCAL_PLATFORMS for arg in ("--platform", platform_tag)]
+    completed = run_package(
+        *platforms, "--python-version", LOCAL_PYTHON, "--no-bytecode", "--output", str(path)
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert len(completed.stderr.splitlines()) == 1  # "building ...", and no note about bytecode
+    assert sources(zipfile.ZipFile(path).namelist()) == zipfile.ZipFile(path).namelist()
+
+
+@pytest.mark.skipif(not RUNTIME_ELSEWHERE, reason="the tests run on the runtime's Python (3.12)")
+def test_a_build_for_another_python_ships_no_bytecode(arm64_zip: zipfile.ZipFile) -> None:
+    """The note saying so is in test_package_prints_its_result_and_nothing_of_pips."""
+    assert not [n for n in arm64_zip.namelist() if n.endswith(".pyc") or "__pycache__" in n]
+
+
 @pytest.fixture
 def moto_server() -> Iterator[str]:
     with socket.socket() as probe:
@@ -230,14 +344,12 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-def test_the_unzipped_function_runs_alone_against_moto(moto_server: str, tmp_path: Path) -> None:
-    machine = platform.machine()
-    platforms = (f"manylinux2014_{machine}", f"manylinux_2_28_{machine}")
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    artifact = package.build(tmp_path / "function.zip", platforms=platforms, python_version=python)
+def test_the_unzipped_function_runs_alone_against_moto(
+    moto_server: str, local_zip: zipfile.ZipFile, tmp_path: Path
+) -> None:
     # The same lock serves this machine's platform and Python, not only Lambda's.
-    assert package.zip_distributions(zipfile.ZipFile(artifact.path)) == package.locked_versions()
-    folder = _extract(zipfile.ZipFile(artifact.path), tmp_path / "function")
+    assert package.zip_distributions(local_zip) == package.locked_versions()
+    folder = _extract(local_zip, tmp_path / "function")
 
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
     sqs = boto3.client("sqs", endpoint_url=moto_server, region_name="us-east-1")
