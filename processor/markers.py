@@ -33,6 +33,15 @@ def is_current(metadata: Mapping[str, str] | None, source_etag: str, digest: str
     return metadata.get(SOURCE_ETAG) == strip_quotes(source_etag) and metadata.get(RENDITION) == digest
 
 
+def made_for_another_source(metadata: Mapping[str, str] | None, source_key: str) -> bool:
+    """True when ``metadata`` (a rendition's HEAD) says it was made from a source other than
+    ``source_key``: two source keys whose renditions share a name (``a`` rendered as PNG and
+    ``a.png``; docs/design.md, "Rendition keys"). Such a rendition is the other source's to keep."""
+    if not metadata or SOURCE_KEY not in metadata:
+        return False
+    return metadata[SOURCE_KEY] != quote(source_key)
+
+
 def strip_quotes(etag: str) -> str:
     return etag.strip('"')
 

@@ -108,6 +108,7 @@ class _Record:
         self.result = Result(Outcome.SKIPPED)
         self.stage: imaging.Stage = functools.partial(_stage, self.result.timings_ms)
         self.plans: list[Plan] = []
+        self.heads = _Heads([])
 
     def reconcile(self) -> Result:
         ref, result = self.ref, self.result
@@ -120,6 +121,7 @@ class _Record:
         with self.stage("head"):
             checked_at = int(time.time())
             source, heads = _head_all(self.deps.s3, ref, self.config.dest_bucket, self.plans)
+        self.heads = heads
         if source is None:
             return self._remove_renditions(checked_at=checked_at)
         result.source = source
@@ -179,7 +181,11 @@ class _Record:
                 )
                 chosen_by_plan[index] = Chosen(candidate, output=output)
                 # `auto` may have switched between JPEG and PNG since the last render.
-                obsolete += [c.key for c in plan.candidates if c.key != candidate.key and c.key in existing]
+                obsolete += [
+                    c.key
+                    for c in plan.candidates
+                    if c.key != candidate.key and c.key in existing and c.key not in self._claimed()
+                ]
             fanout.run_all(puts)  # every PUT at once: one round trip
             if obsolete:  # only once the new ones are written
                 storage.delete_keys(s3, config.dest_bucket, obsolete)
@@ -224,9 +230,23 @@ class _Record:
         return result
 
     def _delete_all_renditions(self) -> None:
+        """Delete every candidate key of every size (whether its HEAD found it or not: a PUT may
+        have landed since), but those the HEADs found made for another source (:meth:`_claimed`)."""
         with self.stage("delete"):
-            keys = [c.key for plan in self.plans for c in plan.candidates]
+            claimed = self._claimed()
+            keys = [c.key for plan in self.plans for c in plan.candidates if c.key not in claimed]
             storage.delete_keys(self.deps.s3, self.config.dest_bucket, keys)
+
+    def _claimed(self) -> set[str]:
+        """The candidate keys whose HEAD found a rendition of another source key (a name shared by
+        two sources): this record must never delete them."""
+        return {
+            candidate.key
+            for plan, found in zip(self.plans, self.heads.found, strict=True)
+            for candidate, metadata in zip(plan.candidates, found, strict=True)
+            if not isinstance(metadata, BaseException)
+            and markers.made_for_another_source(metadata, self.ref.key)
+        }
 
     def _check_unchanged(self, source: storage.SourceHead, what: str) -> None:
         """:class:`SourceChanged` unless the source is still the version ``source``."""
