@@ -232,18 +232,22 @@ def s3_body(*records: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def local_runtime(*, forget_after: bool = False, **options: Any) -> Iterator[Any]:
+def local_runtime(**options: Any) -> Iterator[Any]:
     """A :class:`imgproc.local.LocalRuntime` started in this process, as `imgproc up` starts one; the
     environment it sets (AWS_ENDPOINT_URL, credentials) is restored after. ``options``: LocalRuntime's,
     over the defaults of a 2-worker run of the stack "imgproc" in us-east-1.
 
-    ``forget_after``: empty moto's in-process state once stopped. `imgproc up` is a process of its own
-    and always starts on an empty embedded AWS; here moto's state is shared by everything in the test
-    process, so a module that redeploys the stack (say with a function that cannot start) must not
-    hand that stack to the next module's runtime, which would update it rather than create it.
+    `imgproc up` is a process of its own and always starts on an empty embedded AWS. Here moto's state
+    is shared by everything in the test process, so it is emptied first: another module's runtime
+    leaves a stack of the same name behind, and deploying over it updates it instead (its function,
+    say one a test broke, its queues' attributes, its messages). A module using this must not rely on
+    an in-process stack of its own (``module_stack``) as well: that is emptied too.
     """
+    from moto.moto_api._internal.models import moto_api_backend
+
     from imgproc import local  # here, not at the top: it needs the local extra
 
+    moto_api_backend.reset()
     saved = dict(os.environ)
     try:
         settings = {"port": 0, "workers": 2, "stack_name": "imgproc", "region": REGION, "overrides": {}}
@@ -252,10 +256,6 @@ def local_runtime(*, forget_after: bool = False, **options: Any) -> Iterator[Any
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        if forget_after:
-            from moto.moto_api._internal.models import moto_api_backend
-
-            moto_api_backend.reset()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -329,15 +329,20 @@ def emptied_stack(module_stack: dict[str, str], monkeypatch: pytest.MonkeyPatch)
     """The module's stack with its queues and buckets emptied for this test; its outputs."""
     # moto's documented switch: real SQS allows one PurgeQueue a minute, a test module needs one a test.
     monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
-    sqs, s3 = boto3.client("sqs", region_name=REGION), boto3.client("s3", region_name=REGION)
-    for url in (module_stack["QueueUrl"], module_stack["DeadLetterQueueUrl"]):
-        sqs.purge_queue(QueueUrl=url)  # moto empties at once, messages in flight included
-    for bucket in (module_stack["SourceBucketName"], module_stack["DestinationBucketName"]):
+    empty(module_stack, boto3.client("sqs", region_name=REGION), boto3.client("s3", region_name=REGION))
+    return module_stack
+
+
+def empty(outputs: dict[str, str], sqs: Any, s3: Any) -> None:
+    """Purge the stack's queues and empty its buckets (moto: PurgeQueue empties at once, messages in
+    flight included, when MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR is false)."""
+    for url in (outputs["QueueUrl"], outputs["DeadLetterQueueUrl"]):
+        sqs.purge_queue(QueueUrl=url)
+    for bucket in (outputs["SourceBucketName"], outputs["DestinationBucketName"]):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if keys:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-    return module_stack
 
 
 @pytest.fixture

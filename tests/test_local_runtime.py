@@ -257,7 +257,7 @@ def test_a_worker_that_cannot_start_is_retried_then_given_up_with_the_reason(tmp
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalRuntime]:
     log_dir = tmp_path_factory.mktemp("state") / "logs"
     options = poller.WorkerOptions(log_dir=log_dir, retry_after=1)
-    with local_runtime(workers=1, options=options, forget_after=True) as rt:  # its redeploys stay here
+    with local_runtime(workers=1, options=options) as rt:
         yield rt
 
 
