@@ -104,7 +104,7 @@ def test_each_outcome_is_tallied_and_a_failure_again_exits_1(
 
     code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "30s")
 
-    assert (code, doc["moved"]) == (1, 3)
+    assert (code, doc["moved"], doc["ok"]) == (1, 3, False)  # the top-level verdict agrees with the exit
     followed = doc["follow"]
     assert followed["tally"] == {
         "rendered": 1,
@@ -313,6 +313,25 @@ def test_ctrl_c_during_the_follow_ends_with_what_is_known(
         == "imgproc dlq replay: stopping the follow after the calls in flight (Ctrl-C again to stop at once)"
     )
     assert stack.counts() == {"ingest": (1, 0), "dlq": (0, 0)}  # nothing of the DLQ left hidden
+
+
+def test_ctrl_c_in_a_first_round_that_settles_every_key_still_exits_130(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead_lettered(stack, running, "original/f/bad.jpg")  # fails again at once: final in the first round
+    read = follow.read_dead_letters
+
+    def ctrl_c_in_the_first_round(sqs: Any, url: str) -> list[dict[str, Any]]:
+        os.kill(os.getpid(), signal.SIGINT)
+        return read(sqs, url)
+
+    monkeypatch.setattr(follow, "read_dead_letters", ctrl_c_in_the_first_round)
+
+    code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "1m")
+
+    followed = doc["follow"]
+    assert (code, followed["interrupted"], followed["rounds"], followed["ok"]) == (130, True, 1, False)
+    assert followed["tally"]["failed_again"] == 1  # what the round learnt is kept
 
 
 @pytest.mark.parametrize(
