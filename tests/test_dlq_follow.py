@@ -8,6 +8,7 @@ test_e2e_follow.py: this module's in-process moto stack must not be active meanw
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -25,6 +26,7 @@ from dlqkit import CORRUPT, Pipeline, Stack, run_dlq, run_json
 
 from dlq_replayer import follow, render
 from dlq_replayer.outcomes import Outcome, Verdict
+from imgproc import cli
 from processor import dead_letter
 from processor.config import Config
 from processor.errors import CorruptImage, InvalidEvent
@@ -369,6 +371,18 @@ def report_of(*outcomes: Outcome) -> follow.FollowReport:
         follow.Item(f"original/{i}.jpg", {f"m-{i}"}, None, Verdict(o)) for i, o in enumerate(outcomes)
     ]
     return report
+
+
+def test_the_help_names_every_outcome_and_the_timeout_takes_units_in_any_case() -> None:
+    parser = cli.build_parser()
+    (dlq,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    (actions,) = [a for a in dlq.choices["dlq"]._actions if isinstance(a, argparse._SubParsersAction)]
+    text = " ".join(actions.choices["replay"].format_help().split())
+    assert "with --follow, every replayed key rendered, ignored by the handler or its source is gone" in text
+    assert "ignored (the handler acknowledges it and renders nothing)" in text
+    assert "units in any case" in text
+    args = parser.parse_args(["dlq", "replay", "--follow", "--follow-timeout", "5M"])
+    assert args.follow_timeout == 300
 
 
 def test_on_a_terminal_the_tally_is_redrawn_in_place_then_erased(monkeypatch: pytest.MonkeyPatch) -> None:
