@@ -127,7 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-inventory",
         metavar="MANIFEST",
         help="read the keys from an S3 Inventory report (CSV) instead of listing the bucket: "
-        "s3://BUCKET/PATH/manifest.json, or a key in the source bucket; for buckets of millions of keys",
+        "s3://BUCKET/PATH/manifest.json, or a key in the source bucket (not a local file); for buckets "
+        "of millions of keys",
     )
     parser.add_argument(
         "--concurrency",
@@ -185,6 +186,11 @@ def run(args: argparse.Namespace) -> int:
         except (ClientError, BotoCoreError) as exc:
             summary = job.summary
             summary.stopped, summary.error = "error", aws_message(exc) or str(exc)
+        except inventory.IncompleteReport as exc:  # unusable, like a report refused before the run
+            summary = job.summary
+            summary.stopped, summary.error = "error", str(exc)
+            _report(args, target, options, summary, resumable=False)
+            return EXIT_USAGE
         except inventory.InventoryError as exc:  # a data file unreadable or not as the manifest says
             summary = job.summary
             summary.stopped, summary.error = "error", str(exc)
@@ -288,9 +294,15 @@ def _filter_args(args: argparse.Namespace, options: Options) -> list[str]:
     return parts
 
 
-def _report(args: argparse.Namespace, target: Target, options: Options, summary: Summary) -> None:
+def _report(
+    args: argparse.Namespace, target: Target, options: Options, summary: Summary, *, resumable: bool = True
+) -> None:
+    """The summary on stdout; on stderr, why the run stopped and the command that resumes it (only
+    the error's one line when no run can resume it: ``resumable`` False)."""
     resume = None
-    if summary.stopped or summary.failed:
+    if not resumable:
+        print(f"imgproc backfill: {summary.error}", file=sys.stderr, flush=True)
+    elif summary.stopped or summary.failed:
         resume = resume_command(args, options, summary.checkpoint)
         if summary.stopped == "interrupted":
             hint = "interrupted"

@@ -27,6 +27,7 @@ import json
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -38,6 +39,14 @@ READ_CHUNK = 1 << 16
 
 class InventoryError(ValueError):
     """The report cannot be used as given; the message says why, in one line."""
+
+
+class IncompleteReport(InventoryError):
+    """A data file the manifest names is gone (S3 Inventory's files expire or are deleted apart from
+    their manifest): no run of this report can list every key, so resuming it is no use."""
+
+
+LOCAL_PATH_STARTS = ("/", "./", "../", "~")  # what a shell user types for a file, never an S3 key
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,9 @@ class Manifest:
 
 
 def parse_location(raw: str, default_bucket: str) -> tuple[str, str]:
-    """``s3://bucket/key`` or a bare key (in ``default_bucket``) -> (bucket, key)."""
+    """``s3://bucket/key`` or a bare key (in ``default_bucket``) -> (bucket, key). A local path
+    (``/tmp/manifest.json``, ``./m.json``, ``~/m.json``, or a file that exists here) is refused rather
+    than read as a key of the source bucket: the report is read from S3 only."""
     if raw.startswith("s3://"):
         bucket, _, key = raw[len("s3://") :].partition("/")
         if not bucket or not key:
@@ -68,7 +79,11 @@ def parse_location(raw: str, default_bucket: str) -> tuple[str, str]:
         return bucket, key
     if not raw.strip("/"):
         raise InventoryError("--from-inventory: give s3://BUCKET/PATH/manifest.json or a key")
-    return default_bucket, raw.lstrip("/")
+    if raw.startswith(LOCAL_PATH_STARTS) or Path(raw).is_file():
+        raise InventoryError(
+            f"--from-inventory {raw!r} is a local path: give s3://BUCKET/KEY or a key in the source bucket"
+        )
+    return default_bucket, raw
 
 
 def read_manifest(s3: Any, bucket: str, key: str) -> Manifest:
@@ -151,7 +166,15 @@ def rows(
     columns = {name: i for i, name in enumerate(manifest.columns)}
     first, skip = start or (0, 0)
     for data in manifest.files[first:]:
-        body = s3.get_object(Bucket=manifest.bucket, Key=data.key)["Body"]
+        try:
+            body = s3.get_object(Bucket=manifest.bucket, Key=data.key)["Body"]
+        except s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") not in ("NoSuchKey", "NoSuchBucket", "404"):
+                raise
+            raise IncompleteReport(
+                f"s3://{manifest.bucket}/{data.key}, a data file of {manifest.url}, is missing: the report "
+                "is incomplete (give a complete report, or list the bucket without --from-inventory)"
+            ) from None
         raw = _Hashing(body)
         try:
             with io.TextIOWrapper(

@@ -109,10 +109,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Sends in batches of 10 and deletes from the DLQ only the messages whose send SQS accepted; refused "
         "and capped ones stay on the DLQ and are listed. Messages that do not match are released at once. "
         "Exit status: 0 when every matching message moved (a dry run: would move) and, with --follow, every "
-        "replayed key rendered or its source is gone; 1 when one was refused, capped or left behind, on an "
-        "AWS error, or with --follow when a replayed key failed again (back on the DLQ) or was still pending "
-        "at the deadline; 2 for bad options or when --native is not supported; 130 after Ctrl-C (during the "
-        "follow: with the tally known so far)."
+        "replayed key rendered, ignored by the handler or its source is gone; 1 when one was refused, "
+        "capped or left behind, on an AWS error, or with --follow when a replayed key failed again (back on "
+        "the DLQ) or was still pending at the deadline; 2 for bad options or when --native is not "
+        "supported; 130 after Ctrl-C (during the follow: with the tally known so far)."
     )
     _add_common(sub, verb="replay")
     sub.add_argument("--dry-run", action="store_true", help="report what would move; change nothing")
@@ -136,13 +136,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="after the replay, follow each replayed key until its outcome is known: rendered (every "
         "rendition carries the source's current ETag), failed again (back on the DLQ, with its class), "
-        "source gone, or still pending at --follow-timeout; reads S3 (HEADs) and the DLQ (released at once)",
+        "ignored (the handler acknowledges it and renders nothing), source gone, or still pending at "
+        "--follow-timeout; reads S3 (HEADs) and the DLQ (released at once)",
     )
     sub.add_argument(
         "--follow-timeout",
         type=_follow_timeout,
         metavar="DURATION",
-        help=f"how long --follow waits for the outcomes, e.g. 90s, 10m (default "
+        help=f"how long --follow waits for the outcomes, e.g. 90s, 10m, 1h30m, units in any case (default "
         f"{format_duration(DEFAULT_TIMEOUT)}, at most {format_duration(MAX_TIMEOUT)})",
     )
 

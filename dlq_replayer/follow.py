@@ -275,6 +275,9 @@ def follow(
             report.rounds += 1
             report.elapsed = clock() - started
             on_round(report)
+            # A Ctrl-C during the round wins over its result: the round may have settled every key
+            # (or used up the time), but the operator asked to stop and was told so.
+            interrupts.check(stop)
             left = report.timeout - (clock() - started)
             if all(i.verdict.outcome.final for i in report.items):
                 return

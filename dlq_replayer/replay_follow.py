@@ -48,12 +48,20 @@ def run(
             report.interrupted = True
         except (ClientError, BotoCoreError) as exc:
             report.error = aws_message(exc) or str(exc)
+    status = _exit_status(code, report)
     if args.json:
         doc = replayed.to_json(args.visibility)
         doc["follow"] = None if report is None else report.to_json()
+        doc["ok"] = doc["ok"] and status == 0  # the document's verdict is the exit status's
         print(json.dumps(doc), flush=True)
     else:
         show(render.render_follow(report, stopped), sys.stdout)
+    return status
+
+
+def _exit_status(code: int, report: follow.FollowReport | None) -> int:
+    """The replay's status when it failed or nothing was followed; else 130 after Ctrl-C, 0 when the
+    follow is ok, 1 when not."""
     if code or report is None:
         return code
     if report.interrupted:

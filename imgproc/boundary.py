@@ -7,7 +7,12 @@ scripts get an exit status that says whose fault it was:
 
 - 0: done; 1: the environment is wrong or AWS refused (no stack, no credentials, endpoint down, a
   tool that failed, an extra the command needs not installed); 2: the command was used wrongly
-  (options, files, parameters); 130: interrupted.
+  (options, files, parameters); 130: interrupted; 141: stdout was closed by its reader
+  (``imgproc backfill --dry-run | head -1``): like other Unix tools the command then ends silently,
+  with the status a shell reports for a writer killed by SIGPIPE (128 + 13).
+
+A Ctrl-C or a closed stdout before the boundary is entered (while the command line's modules load) or
+after it is left is caught by the console script's entry point, :mod:`imgproc.entry`, alike.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 
 from botocore.exceptions import NoRegionError
 
+from imgproc.entry import stdout_closed
 from imgproc.extras import COMMAND_EXTRAS, MissingExtra, extra_providing, require
 from toolkit.errors import StackNotFound, UsageError, aws_message, one_line
 from toolkit.terminal import is_terminal
@@ -78,6 +84,8 @@ def run_command(name: str, run: Callable[[argparse.Namespace], int], args: argpa
         fresh_line = "\n" if is_terminal(sys.stderr) else ""  # after the terminal's ^C
         print(f"{fresh_line}imgproc {name}: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout is gone: nobody to tell, nothing more to write
+        return stdout_closed()
     except Exception as exc:
         if os.environ.get(DEBUG_VARIABLE) and not isinstance(exc, UsageError | StackNotFound | MissingExtra):
             raise

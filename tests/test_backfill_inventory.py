@@ -10,6 +10,7 @@ import gzip
 import threading
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -135,9 +136,17 @@ def test_an_inventory_run_resumes_per_data_file_and_line(
 
 
 def test_reports_that_cannot_be_used_are_refused_in_one_line(
-    stack: dict[str, str], s3: Any, sqs: Any, inventory_bucket: str, capsys: pytest.CaptureFixture[str]
+    stack: dict[str, str],
+    s3: Any,
+    sqs: Any,
+    inventory_bucket: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     source = stack["SourceBucketName"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "manifest.json").write_text("{}")  # a local file, not a key of the source bucket
     files = [[row("original/x.jpg")]]
     orc = put_report(s3, dest_bucket=inventory_bucket, source_bucket=source, files=files, file_format="ORC")
     other = put_report(s3, dest_bucket=inventory_bucket, source_bucket="someone-else", files=files)
@@ -149,7 +158,12 @@ def test_reports_that_cannot_be_used_are_refused_in_one_line(
         schema=("Bucket", "Key"),
         config_id="bare",
     )
+    local = "is a local path: give s3://BUCKET/KEY or a key in the source bucket"
     cases = [
+        *[
+            (["--from-inventory", path], f"--from-inventory {path!r} {local}")
+            for path in ("/tmp/walk/manifest.json", "./manifest.json", "~/manifest.json", "manifest.json")
+        ],
         (
             ["--from-inventory", orc.url],
             f"{orc.url} is an inventory in ORC format: only CSV inventories can be read",
@@ -184,6 +198,24 @@ def test_reports_that_cannot_be_used_are_refused_in_one_line(
     assert (code, doc["stopped"], doc["enqueued"], doc["checkpoint"]) == (1, "error", 0, None)
     assert "differs from the manifest's" in doc["error"]
     assert err.startswith("stopped by an error (s3://")
+    drain(sqs, stack)
+
+
+def test_a_report_whose_data_file_is_gone_is_incomplete_exit_2_without_a_resume_hint(
+    stack: dict[str, str], s3: Any, sqs: Any, inventory_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = stack["SourceBucketName"]
+    report = put_report(s3, dest_bucket=inventory_bucket, source_bucket=source, files=two_files(source))
+    s3.delete_object(Bucket=inventory_bucket, Key=report.data_keys[1])  # expired apart from its manifest
+
+    code, doc, err = run_json(capsys, "--from-inventory", report.url)
+
+    assert (code, doc["stopped"], doc["resume"], doc["complete"]) == (2, "error", None, False)
+    assert err == f"imgproc backfill: {doc['error']}\n"
+    assert doc["error"].startswith(
+        f"s3://{inventory_bucket}/{report.data_keys[1]}, a data file of {report.url}"
+    )
+    assert "is missing: the report is incomplete" in doc["error"]
     drain(sqs, stack)
 
 

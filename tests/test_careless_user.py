@@ -24,7 +24,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from botocore.retries import standard
 
-from imgproc import boundary, cli, embedded, local_stack
+from imgproc import boundary, cli, embedded, entry, local_stack
 
 EVENT = str(Path(__file__).resolve().parent.parent / "events" / "s3-put.json")
 ENTRY_POINT = Path(sys.executable).parent / "imgproc"
@@ -312,6 +312,17 @@ def test_ctrl_c_exits_130_in_one_line(
     assert err == "imgproc invoke: interrupted\n"
 
 
+def test_a_closed_stdout_ends_the_command_without_a_word(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def piped_into_head(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    help_line, add_arguments, _ = cli.COMMANDS["invoke"]
+    monkeypatch.setitem(cli.COMMANDS, "invoke", (help_line, add_arguments, piped_into_head))
+    assert run(capsys, ["invoke", EVENT]) == (141, "", "")
+
+
 def test_an_unexpected_error_is_one_line_unless_debugging(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -407,6 +418,32 @@ def test_the_entry_point_exits_with_the_documented_statuses(live: str, dead: str
     assert result.returncode == 1
     assert "credentials" in result.stderr
     assert_one_line(result.stderr, "imgproc dlq inspect: ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+def test_a_closed_stdout_ends_the_command_silently_with_141(live: str, buffered: bool) -> None:
+    """`imgproc backfill --dry-run | head -1`, the reader gone before the output is written: no
+    message (not even Python's "Exception ignored ... BrokenPipeError" at exit), the status a shell
+    gives a writer that SIGPIPE killed."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | (
+        {} if buffered else {"PYTHONUNBUFFERED": "1"}
+    )
+    try:
+        result = subprocess.run(
+            [str(ENTRY_POINT), "backfill", "--dry-run", "--endpoint-url", live, "--stack-name", "careless"],
+            check=False,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (entry.EXIT_BROKEN_PIPE, "")
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ test_e2e_follow.py: this module's in-process moto stack must not be active meanw
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -25,6 +26,7 @@ from dlqkit import CORRUPT, Pipeline, Stack, run_dlq, run_json
 
 from dlq_replayer import follow, render
 from dlq_replayer.outcomes import Outcome, Verdict
+from imgproc import cli
 from processor import dead_letter
 from processor.config import Config
 from processor.errors import CorruptImage, InvalidEvent
@@ -104,7 +106,7 @@ def test_each_outcome_is_tallied_and_a_failure_again_exits_1(
 
     code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "30s")
 
-    assert (code, doc["moved"]) == (1, 3)
+    assert (code, doc["moved"], doc["ok"]) == (1, 3, False)  # the top-level verdict agrees with the exit
     followed = doc["follow"]
     assert followed["tally"] == {
         "rendered": 1,
@@ -315,6 +317,25 @@ def test_ctrl_c_during_the_follow_ends_with_what_is_known(
     assert stack.counts() == {"ingest": (1, 0), "dlq": (0, 0)}  # nothing of the DLQ left hidden
 
 
+def test_ctrl_c_in_a_first_round_that_settles_every_key_still_exits_130(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead_lettered(stack, running, "original/f/bad.jpg")  # fails again at once: final in the first round
+    read = follow.read_dead_letters
+
+    def ctrl_c_in_the_first_round(sqs: Any, url: str) -> list[dict[str, Any]]:
+        os.kill(os.getpid(), signal.SIGINT)
+        return read(sqs, url)
+
+    monkeypatch.setattr(follow, "read_dead_letters", ctrl_c_in_the_first_round)
+
+    code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "1m")
+
+    followed = doc["follow"]
+    assert (code, followed["interrupted"], followed["rounds"], followed["ok"]) == (130, True, 1, False)
+    assert followed["tally"]["failed_again"] == 1  # what the round learnt is kept
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -350,6 +371,18 @@ def report_of(*outcomes: Outcome) -> follow.FollowReport:
         follow.Item(f"original/{i}.jpg", {f"m-{i}"}, None, Verdict(o)) for i, o in enumerate(outcomes)
     ]
     return report
+
+
+def test_the_help_names_every_outcome_and_the_timeout_takes_units_in_any_case() -> None:
+    parser = cli.build_parser()
+    (dlq,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    (actions,) = [a for a in dlq.choices["dlq"]._actions if isinstance(a, argparse._SubParsersAction)]
+    text = " ".join(actions.choices["replay"].format_help().split())
+    assert "with --follow, every replayed key rendered, ignored by the handler or its source is gone" in text
+    assert "ignored (the handler acknowledges it and renders nothing)" in text
+    assert "units in any case" in text
+    args = parser.parse_args(["dlq", "replay", "--follow", "--follow-timeout", "5M"])
+    assert args.follow_timeout == 300
 
 
 def test_on_a_terminal_the_tally_is_redrawn_in_place_then_erased(monkeypatch: pytest.MonkeyPatch) -> None:
