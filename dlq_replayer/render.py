@@ -227,7 +227,9 @@ def _failed_lines(items: list[follow.Item]) -> list[Block]:
 def _claim(item: follow.Item) -> str:
     """Why a pending key may never render: another source key holds its rendition key."""
     other = item.verdict.claimed_by
-    return "" if other is None else f"  (its rendition is claimed by {other}: a name collision, see imgproc explain)"
+    if other is None:
+        return ""
+    return f"  (its rendition is claimed by {other}: a name collision, see imgproc explain)"
 
 
 def render_follow(report: follow.FollowReport | None, why_not: str | None = None) -> list[Block]:

@@ -128,12 +128,8 @@ class Filters:
             wanted = {c.lower() for c in self.error_classes}
             if dead_letters.error_class(message).lower() not in wanted:
                 return False
-        if self.key_prefixes or self.keys:
-            keys = dead_letters.source_keys(str(message.get("Body", "")))
-            if self.key_prefixes and not any(key.startswith(self.key_prefixes) for key in keys):
-                return False
-            if self.keys and not set(self.keys).intersection(keys):
-                return False
+        if (self.key_prefixes or self.keys) and not self._keys_match(message):
+            return False
         if self.older_than is not None or self.newer_than is not None:
             age = dead_letters.age_seconds(message, now)
             if age is None:
@@ -143,6 +139,13 @@ class Filters:
             if self.newer_than is not None and age > self.newer_than:
                 return False
         return True
+
+    def _keys_match(self, message: Mapping[str, Any]) -> bool:
+        """The message names a key under a given prefix (if any given) and a given key (if any)."""
+        keys = dead_letters.source_keys(str(message.get("Body", "")))
+        if self.key_prefixes and not any(key.startswith(self.key_prefixes) for key in keys):
+            return False
+        return not self.keys or not set(self.keys).isdisjoint(keys)
 
     def describe(self) -> str:
         """``error class NotAnImage or CorruptImage, older than 2h``; ``none`` when empty."""

@@ -101,9 +101,7 @@ class Fixes:
         return self._command("enqueue", shlex.quote(key))
 
     def replay(self, key: str, *, force: bool) -> str:
-        return self._command(
-            "dlq", "replay", "--key", shlex.quote(key), *(["--force"] if force else [])
-        )
+        return self._command("dlq", "replay", "--key", shlex.quote(key), *(["--force"] if force else []))
 
     def purge(self, key: str) -> str:
         return self._command("dlq", "purge", "--key", shlex.quote(key))
@@ -125,7 +123,8 @@ def rendition_report(observed: SizeObservation, source: SourceHead | None) -> Re
     existing = [c for c in observed.candidates if c.metadata is not None]
     first = observed.candidates[0]
     if not existing and source is None:
-        return RenditionReport(observed.size, first.key, RenditionState.NONE, first.digest, reason="source gone")
+        gone = RenditionState.NONE
+        return RenditionReport(observed.size, first.key, gone, first.digest, reason="source gone")
     if not existing:
         return RenditionReport(observed.size, first.key, RenditionState.MISSING, first.digest)
     ours = [c for c in existing if c.claimed_by is None]
@@ -247,7 +246,8 @@ def _without_source(
     )
     where = f"there is no object s3://{source_bucket}/{source_key}"
     if letters:  # deleted on purpose, the message left on the DLQ is all there is to clear
-        fix = f"fix the source: {where}; upload it again, or if it was deleted on purpose: {fixes.purge(source_key)}"
+        purge = fixes.purge(source_key)
+        fix = f"fix the source: {where}; upload it again, or if it was deleted on purpose: {purge}"
     else:
         fix = (
             f"fix the source: {where} (upload it; keys are case-sensitive and taken as S3 stores them, "

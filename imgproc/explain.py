@@ -20,6 +20,7 @@ from explainer import handler_logs, keys, probe, render, verdict
 from explainer.handler_logs import HandlerLogs
 from explainer.render import KeyReport
 from imgproc import local
+from processor.storage import SourceHead
 from toolkit import aws
 from toolkit.durations import duration
 from toolkit.function import Deployment, FunctionConfigError, load_deployment
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             delete_on_remove=target.config.delete_on_remove,
             fixes=fixes,
         )
-        logs = _logs(args, target, key)
+        logs = _logs(args, target, key, head)
         reports.append(KeyReport(given.given, explanation, target.source_bucket, dlq, table, logs))
     for warning in dlq.warnings:
         print(f"imgproc explain: {warning}", file=sys.stderr, flush=True)
@@ -124,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_HEALTHY if all(report.healthy for report in reports) else EXIT_UNHEALTHY
 
 
-def _logs(args: argparse.Namespace, target: Deployment, key: str) -> HandlerLogs:
+def _logs(args: argparse.Namespace, target: Deployment, key: str, head: SourceHead | None) -> HandlerLogs:
     if aws.is_local_endpoint(args.endpoint_url):
-        return handler_logs.local_lines(args.state_dir / "logs", key)
+        modified = None if head is None else head.last_modified
+        return handler_logs.local_lines(args.state_dir / "logs", key, source_modified=modified)
     query = handler_logs.insights_query(key)
     group = target.function.log_group
     if not args.logs:
