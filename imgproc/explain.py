@@ -1,7 +1,7 @@
 """`imgproc explain KEY...`: why is this key's thumbnail missing or old, and which command fixes it?
 
 For each key (a source key, an ``s3://`` URL, or a rendition key mapped back to its source): the
-source's HEAD, each configured rendition (current / stale / missing / orphaned, with its markers and
+source's HEAD, each configured rendition (current / stale / missing / orphaned / claimed, with its markers and
 the recipe digest against today's configuration), the DLQ messages naming the key (read without
 consuming: released at once), the catalog item when ``CATALOG_TABLE`` is set, the handler's last log
 lines (a local run's files on the embedded AWS; in AWS the Logs Insights query, run with ``--logs``),
@@ -35,9 +35,9 @@ DEFAULT_SINCE = "1d"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Why is this key's rendition missing or old? The source's HEAD, every configured rendition\n"
-        "(current / stale / missing / orphaned), the DLQ messages naming the key (read, not consumed),\n"
-        "the catalog item, the handler's last log lines, and one verdict line with the command that\n"
-        "fixes it."
+        "(current / stale / missing / orphaned / claimed by another source key with the same rendition\n"
+        "key), the DLQ messages naming the key (read, not consumed), the catalog item, the handler's\n"
+        "last log lines, and one verdict line with the command that fixes it."
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
