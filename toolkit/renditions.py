@@ -62,11 +62,6 @@ class SizeObservation:
         """The candidates made from ``source_etag`` with today's recipe (none: the size is not current)."""
         return [c for c in self.candidates if c.is_current(source_etag)]
 
-    def claimed(self) -> list[Candidate]:
-        """The candidates that exist and are another source key's rendition (a name collision)."""
-        return [c for c in self.candidates if c.claimed_by is not None]
-
-
 def observe_renditions(
     s3: Any, dest_bucket: str, config: Config, source_key: str
 ) -> Iterator[SizeObservation]:
