@@ -62,6 +62,7 @@ class SizeObservation:
         """The candidates made from ``source_etag`` with today's recipe (none: the size is not current)."""
         return [c for c in self.candidates if c.is_current(source_etag)]
 
+
 def observe_renditions(
     s3: Any, dest_bucket: str, config: Config, source_key: str
 ) -> Iterator[SizeObservation]:
