@@ -51,6 +51,14 @@ def _add_common(parser: argparse.ArgumentParser, *, verb: str) -> None:
         help="only messages naming an S3 key that starts with PREFIX, e.g. original/2026/ (repeatable)",
     )
     selection.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="only messages naming exactly this S3 key, as S3 stores it (not URL-encoded; repeatable): "
+        "unlike --key-prefix, original/a.jpg does not also select original/a.jpg.old",
+    )
+    selection.add_argument(
         "--older-than",
         type=duration,
         metavar="AGE",

@@ -90,6 +90,7 @@ def filters_from(args: argparse.Namespace) -> Filters:
     filters = Filters(
         error_classes=classes,
         key_prefixes=tuple(p for p in args.key_prefix if p),
+        keys=tuple(dict.fromkeys(k for k in args.key if k)),
         older_than=args.older_than,
         newer_than=args.newer_than,
     )

@@ -98,6 +98,7 @@ class Item:
             "error_message": self.verdict.error_message,
             "message_id": self.verdict.message_id,
             "ignored_because": self.verdict.ignored,
+            "claimed_by": self.verdict.claimed_by,
         }
 
 

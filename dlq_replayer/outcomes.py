@@ -16,6 +16,10 @@ DLQ, and asks :func:`classify` what the observation means. The rules mirror the 
 - **rendered**: every configured rendition carries the source's present ETag and today's recipe
   digest in its marker (:meth:`toolkit.renditions.Candidate.is_current`, the handler's own test);
 - **pending**: anything else, for now (the message is still queued, in flight or being retried).
+  A rendition whose ``source-key`` marker names another source key (two sources mapping to one
+  rendition key, e.g. ``original/a`` rendered as PNG and ``original/a.png``) is that key's, never
+  this one's (:attr:`toolkit.renditions.Candidate.claimed_by`): the key stays pending, with
+  ``claimed_by`` saying which key holds it (`imgproc explain` names the fix: rename one source).
 
 Failed again, ignored, source gone and rendered are final: the loop stops looking at such a key.
 """
@@ -60,6 +64,7 @@ class Verdict:
     error_message: str | None = None
     message_id: str | None = None  # failed again: the DLQ message that says so
     ignored: str | None = None  # ignored: the handler's reason (e.g. outside-source-prefix)
+    claimed_by: str | None = None  # pending: another source key holds one of its rendition keys
 
 
 def classify(seen: Observation) -> Verdict:
@@ -75,4 +80,7 @@ def classify(seen: Observation) -> Verdict:
         return Verdict(Outcome.SOURCE_GONE if gone else Outcome.PENDING)
     etag = seen.source_etag
     rendered = bool(seen.sizes) and all(any(c.is_current(etag) for c in size) for size in seen.sizes)
-    return Verdict(Outcome.RENDERED if rendered else Outcome.PENDING)
+    if rendered:
+        return Verdict(Outcome.RENDERED)
+    claims = [c.claimed_by for size in seen.sizes for c in size if c.claimed_by is not None]
+    return Verdict(Outcome.PENDING, claimed_by=claims[0] if claims else None)

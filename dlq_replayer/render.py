@@ -224,6 +224,14 @@ def _failed_lines(items: list[follow.Item]) -> list[Block]:
     ]
 
 
+def _claim(item: follow.Item) -> str:
+    """Why a pending key may never render: another source key holds its rendition key."""
+    other = item.verdict.claimed_by
+    if other is None:
+        return ""
+    return f"  (its rendition is claimed by {other}: a name collision, see imgproc explain)"
+
+
 def render_follow(report: follow.FollowReport | None, why_not: str | None = None) -> list[Block]:
     """The follow's summary: the tally, the keys that failed again with their class, those ignored
     and those still pending."""
@@ -246,7 +254,7 @@ def render_follow(report: follow.FollowReport | None, why_not: str | None = None
     lines += _outcome_listing(
         f"still pending {when} (queued, in flight or being retried)",
         report.with_outcome(Outcome.PENDING),
-        lambda items: [f"  {_item_name(i)}" for i in items],
+        lambda items: [f"  {_item_name(i)}{_claim(i)}" for i in items],
     )
     if report.interrupted:
         lines.append("interrupted: the tally covers what was known until then")

@@ -102,30 +102,34 @@ def scan_warnings(depth: Depth, release_failures: list[str], visibility: int) ->
 class Filters:
     """Which dead letters a command selects; an empty filter selects them all.
 
-    Within one option the values are alternatives (any error class given, any key prefix given); the
-    options combine (error class and key prefix and age). A key-prefix filter looks at the S3 keys in
-    the body (:func:`dead_letters.source_keys`), so a message naming no key never matches one. Ages
+    Within one option the values are alternatives (any error class given, any key prefix given, any
+    key given); the options combine (error class and key prefix and key and age). The key-prefix and
+    key filters look at the S3 keys in the body (:func:`dead_letters.source_keys`, URL-decoded), so a
+    message naming no key never matches one; ``--key`` is an exact match (``original/a.jpg`` does not
+    select ``original/a.jpg.old``, as the prefix ``original/a.jpg`` would). Ages
     count from ``SentTimestamp``; a message without one never matches an age filter.
     """
 
     error_classes: tuple[str, ...] = ()
     key_prefixes: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # exact S3 keys
     older_than: float | None = None  # seconds
     newer_than: float | None = None
 
     @property
     def empty(self) -> bool:
-        return not (self.error_classes or self.key_prefixes) and self.older_than is self.newer_than is None
+        return (
+            not (self.error_classes or self.key_prefixes or self.keys)
+            and self.older_than is self.newer_than is None
+        )
 
     def matches(self, message: Mapping[str, Any], now: datetime) -> bool:
         if self.error_classes:
             wanted = {c.lower() for c in self.error_classes}
             if dead_letters.error_class(message).lower() not in wanted:
                 return False
-        if self.key_prefixes:
-            keys = dead_letters.source_keys(str(message.get("Body", "")))
-            if not any(key.startswith(self.key_prefixes) for key in keys):
-                return False
+        if (self.key_prefixes or self.keys) and not self._keys_match(message):
+            return False
         if self.older_than is not None or self.newer_than is not None:
             age = dead_letters.age_seconds(message, now)
             if age is None:
@@ -136,6 +140,13 @@ class Filters:
                 return False
         return True
 
+    def _keys_match(self, message: Mapping[str, Any]) -> bool:
+        """The message names a key under a given prefix (if any given) and a given key (if any)."""
+        keys = dead_letters.source_keys(str(message.get("Body", "")))
+        if self.key_prefixes and not any(key.startswith(self.key_prefixes) for key in keys):
+            return False
+        return not self.keys or not set(self.keys).isdisjoint(keys)
+
     def describe(self) -> str:
         """``error class NotAnImage or CorruptImage, older than 2h``; ``none`` when empty."""
         parts = []
@@ -143,6 +154,8 @@ class Filters:
             parts.append("error class " + " or ".join(self.error_classes))
         if self.key_prefixes:
             parts.append("key prefix " + " or ".join(self.key_prefixes))
+        if self.keys:
+            parts.append("key " + " or ".join(self.keys))
         if self.older_than is not None:
             parts.append(f"older than {format_duration(self.older_than)}")
         if self.newer_than is not None:
@@ -153,6 +166,7 @@ class Filters:
         return {
             "error_classes": list(self.error_classes),
             "key_prefixes": list(self.key_prefixes),
+            "keys": list(self.keys),
             "older_than_seconds": self.older_than,
             "newer_than_seconds": self.newer_than,
         }

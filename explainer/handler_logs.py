@@ -15,13 +15,14 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from observability.dashboards.local_logs import LOG_GLOB, json_object, parse_timestamp
 
 LOG_LINES = 10  # the key's last lines shown
+OLD_LOGS_SECONDS = 86_400  # newest local log older than this: perhaps another run's (a day)
 QUERY_TIMEOUT = 60.0  # seconds to wait for an Insights query
 _DONE = frozenset({"Complete", "Failed", "Cancelled", "Timeout", "Unknown"})
 # The fields of a line shown after its time and event, in this order, when present.
@@ -37,6 +38,7 @@ class HandlerLogs:
     where: str = ""  # the log directory or the log group
     query: str | None = None
     note: str | None = None  # why there are none, or what went wrong
+    warning: str | None = None  # why the lines may not be about this run (local logs left from another)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,16 +47,28 @@ class HandlerLogs:
             "query": self.query,
             "lines": self.lines,
             "note": self.note,
+            "warning": self.warning,
         }
 
 
-def local_lines(log_dir: Path, key: str, limit: int = LOG_LINES) -> HandlerLogs:
-    """The last ``limit`` lines about ``key`` in a local run's worker logs."""
+def local_lines(
+    log_dir: Path,
+    key: str,
+    limit: int = LOG_LINES,
+    *,
+    source_modified: datetime | None = None,
+    now: datetime | None = None,
+) -> HandlerLogs:
+    """The last ``limit`` lines about ``key`` in a local run's worker logs.
+
+    ``.imgproc/logs`` outlives its run: when the newest worker log was last written before the key's
+    source (``source_modified``) or over a day ago, the lines may be another run's, and it says so."""
     logs = HandlerLogs("local", where=str(log_dir))
     files = sorted(log_dir.glob(LOG_GLOB)) if log_dir.is_dir() else []
     if not files:
         logs.note = f"no local run's logs under {log_dir} (pass the --state-dir given to `imgproc up`)"
         return logs
+    logs.warning = _old_logs(files, source_modified, now or datetime.now(UTC))
     found: list[tuple[int, dict[str, Any]]] = []
     for path in files:
         with path.open(encoding="utf-8", errors="replace") as lines:
@@ -69,6 +83,21 @@ def local_lines(log_dir: Path, key: str, limit: int = LOG_LINES) -> HandlerLogs:
     if not logs.lines:
         logs.note = f"no handler line names this key in {log_dir}"
     return logs
+
+
+def _old_logs(files: list[Path], source_modified: datetime | None, now: datetime) -> str | None:
+    newest = datetime.fromtimestamp(max(path.stat().st_mtime for path in files), UTC)
+    stamp = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if source_modified is not None and newest < source_modified:
+        why = f"the newest worker log was written at {stamp}, before the source was"
+    elif (now - newest).total_seconds() > OLD_LOGS_SECONDS:
+        why = f"the newest worker log was written at {stamp}, over a day ago"
+    else:
+        return None
+    return (
+        f"{why}: these logs may be from another run (pass the --state-dir given to the `imgproc up` "
+        "serving this endpoint)"
+    )
 
 
 def insights_query(key: str, limit: int = LOG_LINES) -> str:

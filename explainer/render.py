@@ -46,6 +46,7 @@ def rendition_json(report: RenditionReport) -> dict[str, Any]:
         "recipe_current": report.recipe_current,
         "reason": report.reason or None,
         "leftovers": list(report.leftovers),
+        "claimed_by": report.claimed_by,
     }
 
 
@@ -135,8 +136,10 @@ def _rendition_lines(report: RenditionReport) -> list[str]:
     head = f"  {report.size:<9} {report.state.value:<8} {report.key}"
     if report.state is RenditionState.MISSING:
         return [head]
+    if report.state is RenditionState.NONE:
+        return [f"{head}  (source gone)"]
     processed = (report.markers or {}).get(markers.PROCESSED_AT, "?")
-    if report.reason:  # stale: what differs, and the other half is as it should be
+    if report.reason:  # stale: what differs, and the other half is as it should be; claimed: by whom
         return [head, f"{'':<21}{report.reason}; processed {processed}"]
     recipe = f"recipe {report.recipe} (today's)" if report.recipe_current else f"recipe {report.recipe}"
     return [
@@ -175,6 +178,8 @@ def _log_blocks(logs: HandlerLogs) -> list[Block]:
     out: list[Block] = [
         f"handler logs ({where}, {logs.where}): last {len(logs.lines)} line(s) about this key"
     ]
+    if logs.warning:
+        out.append(f"  warning: {logs.warning}")
     out += [f"  {describe_line(doc)}" for doc in logs.lines]
     if logs.note:
         out.append(f"  {logs.note}")

@@ -6,8 +6,10 @@ carries (None when absent) and the digest today's recipe gives it, the dead lett
 the catalog item. The rules are the handler's own (docs/design.md, "Reconcile rules"): a rendition
 is *current* when its marker's ``source-etag`` is the source's ETag and its ``rendition`` digest is
 today's recipe's (:func:`processor.markers.is_current`); *stale* when it exists but is not;
-*missing*; *orphaned* when it exists and the source does not. The verdict is one state for the key,
-one line saying why, and the command that fixes it.
+*missing*; *orphaned* when it exists and the source does not; *claimed* when its ``source-key``
+marker names another source key (two sources map to one rendition key: a name collision, which no
+re-enqueue fixes, it only flips which of the two is stale). The verdict is one state for the key, one
+line saying why, and the command that fixes it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class RenditionState(enum.StrEnum):
     STALE = "stale"  # exists, but made from another ETag or with another recipe (or unmarked)
     MISSING = "missing"
     ORPHANED = "orphaned"  # exists, and the source does not
+    CLAIMED = "claimed"  # exists, made from another source key that maps to the same rendition key
+    NONE = "none"  # absent, and so is the source: nothing is missing (shown as "none (source gone)")
 
 
 class State(enum.StrEnum):
@@ -47,6 +51,7 @@ class State(enum.StrEnum):
     MISSING = "missing"
     ORPHANED = "orphaned"
     DEAD_LETTERED = "dead-lettered"
+    COLLISION = "collision"  # another source key's renditions are at this key's rendition keys
     NO_SOURCE = "no-source"  # neither the source nor any rendition exists
 
 
@@ -64,6 +69,7 @@ class RenditionReport:
     recipe: str | None = None  # the digest on the marker
     reason: str = ""  # why stale
     leftovers: tuple[str, ...] = ()  # other candidate keys that exist too
+    claimed_by: str | None = None  # claimed: the source key its marker names
 
     @property
     def recipe_current(self) -> bool | None:
@@ -95,12 +101,10 @@ class Fixes:
         return self._command("enqueue", shlex.quote(key))
 
     def replay(self, key: str, *, force: bool) -> str:
-        return self._command(
-            "dlq", "replay", "--key-prefix", shlex.quote(key), *(["--force"] if force else [])
-        )
+        return self._command("dlq", "replay", "--key", shlex.quote(key), *(["--force"] if force else []))
 
     def purge(self, key: str) -> str:
-        return self._command("dlq", "purge", "--key-prefix", shlex.quote(key))
+        return self._command("dlq", "purge", "--key", shlex.quote(key))
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,26 @@ def rendition_report(observed: SizeObservation, source: SourceHead | None) -> Re
     """One configured size's state against the source as it is now."""
     existing = [c for c in observed.candidates if c.metadata is not None]
     first = observed.candidates[0]
+    if not existing and source is None:
+        gone = RenditionState.NONE
+        return RenditionReport(observed.size, first.key, gone, first.digest, reason="source gone")
     if not existing:
         return RenditionReport(observed.size, first.key, RenditionState.MISSING, first.digest)
+    ours = [c for c in existing if c.claimed_by is None]
+    if not ours:  # every object there is another source's: this key has none of its own
+        claimed = existing[0]
+        return RenditionReport(
+            size=observed.size,
+            key=claimed.key,
+            state=RenditionState.CLAIMED,
+            expected_recipe=claimed.digest,
+            markers=dict(claimed.metadata or {}),
+            made_from_etag=(claimed.metadata or {}).get(markers.SOURCE_ETAG),
+            recipe=(claimed.metadata or {}).get(markers.RENDITION),
+            reason=f"claimed by {claimed.claimed_by} (its rendition: both keys map to {claimed.key})",
+            claimed_by=claimed.claimed_by,
+        )
+    existing = ours
     if source is not None:
         current = observed.current(source.etag)
         chosen = current[0] if current else existing[0]
@@ -201,6 +223,7 @@ def _without_source(
     fixes: Fixes,
 ) -> Verdict:
     orphans = [r for r in reports if r.state is RenditionState.ORPHANED]
+    claimed = [r for r in reports if r.state is RenditionState.CLAIMED]
     if orphans and not delete_on_remove:
         return Verdict(
             State.KEPT,
@@ -215,12 +238,22 @@ def _without_source(
             fixes.enqueue(source_key),
         )
     failed = f"; {len(letters)} failure(s) of it are on the DLQ" if letters else ""
-    return Verdict(
-        State.NO_SOURCE,
-        f"no source object and no rendition{failed}",
-        f"fix the source: there is no object s3://{source_bucket}/{source_key} (upload it; keys are "
-        "case-sensitive and taken as S3 stores them, not URL-encoded)",
+    others = (
+        f" (its rendition key(s) hold {claimed[0].claimed_by}'s renditions: a name collision, not "
+        "this key's to delete)"
+        if claimed
+        else ""
     )
+    where = f"there is no object s3://{source_bucket}/{source_key}"
+    if letters:  # deleted on purpose, the message left on the DLQ is all there is to clear
+        purge = fixes.purge(source_key)
+        fix = f"fix the source: {where}; upload it again, or if it was deleted on purpose: {purge}"
+    else:
+        fix = (
+            f"fix the source: {where} (upload it; keys are case-sensitive and taken as S3 stores them, "
+            "not URL-encoded)"
+        )
+    return Verdict(State.NO_SOURCE, f"no source object and no rendition{others}{failed}", fix)
 
 
 def _with_source(
@@ -235,12 +268,15 @@ def _with_source(
 ) -> Verdict:
     stale = [r for r in reports if r.state is RenditionState.STALE]
     missing = [r for r in reports if r.state is RenditionState.MISSING]
-    if not stale and not missing:
+    claimed = [r for r in reports if r.state is RenditionState.CLAIMED]
+    if not stale and not missing and not claimed:
         return Verdict(
             State.HEALTHY, f"every rendition ({len(reports)}) is current with ETag {source.etag}", None
         )
     if letters:
         return _dead_lettered(source_key, source, letters[0], len(letters), fixes)
+    if claimed:
+        return _collision(source_key, claimed, len(reports))
     if catalog and catalog.get("status") == "dead-lettered" and catalog.get("source_etag") == source.etag:
         error_class = str(catalog.get("error_class") or "a permanent error")
         return Verdict(
@@ -259,6 +295,19 @@ def _with_source(
     if age is not None and age < RECENT_UPLOAD_SECONDS:
         summary += f"; the source was written {age:.0f}s ago and may still be on its way"
     return Verdict(State.MISSING if not stale else State.STALE, summary, fixes.enqueue(source_key))
+
+
+def _collision(source_key: str, claimed: Sequence[RenditionReport], total: int) -> Verdict:
+    """Another source key maps to this key's rendition keys and was rendered last: enqueueing this key
+    would take them back, and the next render of the other would take them again."""
+    other = claimed[0].claimed_by
+    return Verdict(
+        State.COLLISION,
+        f"{len(claimed)} of {total} rendition(s) claimed by {other} (a name collision: both keys map to "
+        f"{claimed[0].key})",
+        f"rename one of the two sources ({source_key} or {other}): each one's render overwrites the "
+        "other's rendition, so enqueueing either only flips which one is stale",
+    )
 
 
 def _dead_lettered(

@@ -1,7 +1,7 @@
 """`imgproc explain KEY...`: why is this key's thumbnail missing or old, and which command fixes it?
 
 For each key (a source key, an ``s3://`` URL, or a rendition key mapped back to its source): the
-source's HEAD, each configured rendition (current / stale / missing / orphaned, with its markers and
+source's HEAD, each configured rendition (current / stale / missing / orphaned / claimed, with its markers and
 the recipe digest against today's configuration), the DLQ messages naming the key (read without
 consuming: released at once), the catalog item when ``CATALOG_TABLE`` is set, the handler's last log
 lines (a local run's files on the embedded AWS; in AWS the Logs Insights query, run with ``--logs``),
@@ -20,6 +20,7 @@ from explainer import handler_logs, keys, probe, render, verdict
 from explainer.handler_logs import HandlerLogs
 from explainer.render import KeyReport
 from imgproc import local
+from processor.storage import SourceHead
 from toolkit import aws
 from toolkit.durations import duration
 from toolkit.function import Deployment, FunctionConfigError, load_deployment
@@ -34,9 +35,9 @@ DEFAULT_SINCE = "1d"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Why is this key's rendition missing or old? The source's HEAD, every configured rendition\n"
-        "(current / stale / missing / orphaned), the DLQ messages naming the key (read, not consumed),\n"
-        "the catalog item, the handler's last log lines, and one verdict line with the command that\n"
-        "fixes it."
+        "(current / stale / missing / orphaned / claimed by another source key with the same rendition\n"
+        "key), the DLQ messages naming the key (read, not consumed), the catalog item, the handler's\n"
+        "last log lines, and one verdict line with the command that fixes it."
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             delete_on_remove=target.config.delete_on_remove,
             fixes=fixes,
         )
-        logs = _logs(args, target, key)
+        logs = _logs(args, target, key, head)
         reports.append(KeyReport(given.given, explanation, target.source_bucket, dlq, table, logs))
     for warning in dlq.warnings:
         print(f"imgproc explain: {warning}", file=sys.stderr, flush=True)
@@ -124,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_HEALTHY if all(report.healthy for report in reports) else EXIT_UNHEALTHY
 
 
-def _logs(args: argparse.Namespace, target: Deployment, key: str) -> HandlerLogs:
+def _logs(args: argparse.Namespace, target: Deployment, key: str, head: SourceHead | None) -> HandlerLogs:
     if aws.is_local_endpoint(args.endpoint_url):
-        return handler_logs.local_lines(args.state_dir / "logs", key)
+        modified = None if head is None else head.last_modified
+        return handler_logs.local_lines(args.state_dir / "logs", key, source_modified=modified)
     query = handler_logs.insights_query(key)
     group = target.function.log_group
     if not args.logs:

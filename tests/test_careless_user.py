@@ -129,6 +129,11 @@ BAD_OPTIONS = [
     (["dlq", "purge", "--archive", "a.jsonl", "--no-archive"], "imgproc dlq purge: argument --no-archive"),
     (["dlq", "purge", "--visibility", "-5"], "imgproc dlq purge: argument --visibility"),
     (["dlq", "--bogus"], "imgproc dlq: unrecognized arguments: --bogus"),
+    (["dlq", "purge", "--key"], "imgproc dlq purge: argument --key: expected one argument"),
+    (
+        ["dlq", "replay", "--native", "--key", "original/a.jpg"],
+        "imgproc dlq replay: --native moves the whole queue: it cannot be combined with filters",
+    ),
     (["backfill", "--since", "last tuesday"], "imgproc backfill: argument --since"),
     (["backfill", "--max-keys", "0"], "imgproc backfill: argument --max-keys: must be a positive number"),
     (["backfill", "--concurrency", "0"], "imgproc backfill: argument --concurrency: must be at least 1"),

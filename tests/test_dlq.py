@@ -273,6 +273,46 @@ def test_replay_filters_by_error_class_and_key_prefix(
     assert stack.counts() == {"ingest": (4, 0), "dlq": (1, 0)}
 
 
+def test_the_key_filter_matches_exact_keys_only_in_inspect_replay_and_purge(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = "original/walk/a b+c é.jpg"  # a space, a plus and a non-ASCII letter, URL-encoded in bodies
+    stack.dead_letter("original/walk/corrupt.jpg", CorruptImage("x"))
+    stack.dead_letter("original/walk/corrupt.jpg.old", CorruptImage("x"))  # the prefix would take it
+    stack.dead_letter(odd, NotAnImage("x"))
+    stack.dead_letter("original/walk/a b+c é.jpg.bak", NotAnImage("x"))
+    stack.redriven("original/walk/other.jpg", "original/walk/corrupt.jpg")  # one of its keys matches
+
+    code, doc = run_json(capsys, "inspect", "--key", "original/walk/corrupt.jpg")
+    assert (code, doc["matched"], doc["filters"]["keys"]) == (0, 2, ["original/walk/corrupt.jpg"])
+    code, doc = run_json(capsys, "replay", "--key", odd, "--key", "original/walk/nothing.jpg", "--dry-run")
+    assert (code, doc["matched"], [s["keys"] for s in doc["samples"]]) == (0, 1, [[odd]])
+    # Combined with the other filters as AND: the class must match too.
+    code, doc = run_json(
+        capsys, "replay", "--key", "original/walk/corrupt.jpg", "--error-class", "CorruptImage"
+    )
+    assert (code, doc["matched"], doc["moved"]) == (0, 1, 1)
+    assert keys_of(stack.snapshot(stack.ingest)) == ["original/walk/corrupt.jpg"]
+
+    code, doc = run_json(
+        capsys, "purge", "--key", odd, "--key-prefix", "original/walk/", "-y", "--no-archive"
+    )
+    assert (code, doc["matched"]) == (0, 1)
+    assert keys_of(stack.snapshot(stack.dlq)) == [
+        "original/walk/a b+c é.jpg.bak",
+        "original/walk/corrupt.jpg",
+        "original/walk/corrupt.jpg.old",
+        "original/walk/other.jpg",
+    ]
+    assert stack.counts() == {"ingest": (1, 0), "dlq": (3, 0)}
+
+    for action in ("inspect", "replay", "purge"):
+        with pytest.raises(SystemExit):
+            run_dlq(capsys, action, "--help")
+        out = " ".join(capsys.readouterr().out.split())
+        assert "--key KEY only messages naming exactly this S3 key" in out
+
+
 def test_replay_by_age(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -173,6 +173,39 @@ def test_nothing_consumes_the_replay_pending_at_the_deadline_exits_1(
     assert stack.counts() == {"ingest": (1, 0), "dlq": (0, 0)}
 
 
+def test_a_rendition_claimed_by_another_source_key_is_not_rendered_for_the_replayed_one(
+    stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `noext` (no extension, transparent: rendered as PNG) writes where `noext.png` does.
+    bare, named = "original/c/noext", "original/c/noext.png"
+    dead_lettered(stack, pipeline, named)
+    pipeline.put(named, imagegen.png_rgba(64, 48))  # fixed, its event lost: the replay renders it
+    pipeline.put(bare, imagegen.png_rgba(48, 64))
+
+    def replayed_then_bare(**_: Any) -> None:
+        pipeline.drain()  # the replayed `noext.png` renders...
+        pipeline.notify(bare)
+        pipeline.drain()  # ...then `noext` takes its rendition keys
+
+    hook_sqs(monkeypatch, "after-call.sqs.SendMessageBatch", replayed_then_bare)
+
+    code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "0.5s")
+
+    assert code == 1
+    followed = doc["follow"]
+    assert (followed["tally"]["rendered"], followed["tally"]["pending"]) == (0, 1)
+    (item,) = followed["keys"]
+    assert (item["key"], item["outcome"], item["claimed_by"]) == (named, "pending", bare)
+    head = pipeline.s3.head_object(Bucket=pipeline.config.dest_bucket, Key="resized/300x300/c/noext.png")
+    assert head["Metadata"]["source-key"] == bare
+    # The summary says why it may never render.
+    pending = follow.Item(named, {"m"}, verdict=Verdict(Outcome.PENDING, claimed_by=bare))
+    lines = render.render_follow(follow.FollowReport(0.5, [pending], timed_out=True))
+    assert lines[-1] == (
+        f"  {named}  (its rendition is claimed by {bare}: a name collision, see imgproc explain)"
+    )
+
+
 def test_a_replay_that_sqs_redrives_again_failed_again_as_retries_exhausted(
     stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -19,6 +21,7 @@ from test_backfill import receive_all, run_handler
 
 from explainer import handler_logs
 from imgproc import cli
+from toolkit import dead_letters
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning"),
@@ -359,3 +362,97 @@ def test_ctrl_c_while_reading_the_dlq_releases_every_message_and_exits_130(
     attributes = sqs.get_queue_attributes(QueueUrl=stack["DeadLetterQueueUrl"], AttributeNames=["All"])
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "3"
     assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_two_sources_mapping_to_one_rendition_key_are_a_collision_not_stale(
+    stack: dict[str, str], s3: Any, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No extension and transparent: rendered as PNG, at the key `noext.png` renders to as well.
+    bare, named = "original/walk/noext", "original/walk/noext.png"
+    upload(s3, stack, named, imagegen.png_rgba(64, 48))
+    upload(s3, stack, bare, imagegen.png_rgba(48, 64))
+    render(capsys, sqs, stack, named)
+    render(capsys, sqs, stack, bare)  # rendered last: it holds resized/WxH/walk/noext.png
+
+    code, doc = explain(capsys, named, bare)
+    assert code == 1
+    claimed, holder = doc["keys"]
+    assert holder["verdict"]["state"] == "healthy"
+    assert [(r["key"], r["state"], r["claimed_by"]) for r in claimed["renditions"]] == [
+        ("resized/300x300/walk/noext.png", "claimed", bare),
+        ("resized/100x100/walk/noext.png", "claimed", bare),
+    ]
+    verdict = claimed["verdict"]
+    assert verdict["state"] == "collision"
+    assert verdict["summary"] == (
+        f"2 of 2 rendition(s) claimed by {bare} (a name collision: both keys map to "
+        "resized/300x300/walk/noext.png)"
+    )
+    assert verdict["fix"].startswith(f"rename one of the two sources ({named} or {bare}): ")
+    assert "imgproc enqueue" not in verdict["fix"]
+
+    _, out, _ = run(capsys, "explain", named)
+    assert "  300x300   claimed  resized/300x300/walk/noext.png" in out
+    assert f"claimed by {bare} (its rendition: both keys map to resized/300x300/walk/noext.png)" in out
+    assert out.splitlines()[-1].startswith("verdict: collision: 2 of 2 rendition(s) claimed by ")
+
+    render(capsys, sqs, stack, named)  # what the old fix said: it only flips which one is claimed
+    code, doc = explain(capsys, bare)
+    assert (code, doc["keys"][0]["verdict"]["state"]) == (1, "collision")
+    assert {r["claimed_by"] for r in doc["keys"][0]["renditions"]} == {named}
+
+
+def test_a_deleted_source_with_a_dlq_message_proposes_an_upload_or_the_exact_purge(
+    stack: dict[str, str], s3: Any, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "original/walk/corrupt é+.jpg"
+    upload(s3, stack, key, imagegen.photo_jpeg(64, 64)[:300])  # a JPEG cut short: dead-lettered
+    upload(s3, stack, key + ".old", imagegen.photo_jpeg(64, 64)[:300])
+    render(capsys, sqs, stack, key, key + ".old")
+    s3.delete_object(Bucket=stack["SourceBucketName"], Key=key)  # deleted on purpose
+
+    code, doc = explain(capsys, key)
+    assert code == 1
+    entry = doc["keys"][0]
+    assert entry["verdict"]["state"] == "no-source"
+    purge = f"imgproc dlq purge --key '{key}'"
+    assert entry["verdict"]["fix"] == (
+        f"fix the source: there is no object s3://{stack['SourceBucketName']}/{key}; upload it again, or "
+        f"if it was deleted on purpose: {purge}"
+    )
+    assert [(r["state"], r["reason"]) for r in entry["renditions"]] == [("none", "source gone")] * 2
+    _, out, _ = run(capsys, "explain", key)
+    assert "  100x100   none     resized/100x100/walk/corrupt é+.jpg  (source gone)" in out
+
+    # The proposed purge, as a shell splits it, takes this key's message alone, not the `.old` one
+    # that `--key-prefix` would have matched too.
+    code, out, _ = run(capsys, *shlex.split(purge)[1:], "-y", "--no-archive")
+    assert code == 0, out
+    left = receive_all(sqs, stack["DeadLetterQueueUrl"])
+    assert [dead_letters.source_keys(m["Body"]) for m in left] == [[key + ".old"]]
+
+
+def test_local_logs_older_than_the_source_or_a_day_are_said_to_be_perhaps_another_runs(
+    tmp_path: Any,
+) -> None:
+    log = tmp_path / "worker-0.jsonl"
+    log.write_text(
+        json.dumps({"timestamp": "2026-11-01T00:00:00Z", "event": "record.done", "key": KEY}) + "\n"
+    )
+    written = time.time() - 3600
+    os.utime(log, (written, written))
+    now = datetime.now(UTC)
+
+    fresh = handler_logs.local_lines(tmp_path, KEY, source_modified=now - timedelta(hours=2), now=now)
+    assert fresh.warning is None
+    assert len(fresh.lines) == 1
+    before_source = handler_logs.local_lines(tmp_path, KEY, source_modified=now - timedelta(minutes=5))
+    assert before_source.warning is not None
+    assert before_source.warning.endswith(
+        "before the source was: these logs may be from another run (pass the --state-dir given to "
+        "the `imgproc up` serving this endpoint)"
+    )
+    old = handler_logs.local_lines(tmp_path, KEY, now=now + timedelta(days=1))
+    assert old.warning is not None
+    assert "over a day ago: these logs may be from another run" in old.warning
+    assert old.to_json()["warning"] == old.warning

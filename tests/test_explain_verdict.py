@@ -142,20 +142,18 @@ def test_a_dead_letter_older_than_the_source_is_replayed_with_force_past_the_cap
     assert result.verdict.summary == (
         "dead-lettered as CorruptImage at 2026-12-01T10:00:00Z, replayed 3 time(s); the source changed since"
     )
-    assert (
-        result.verdict.fix == "imgproc dlq replay --key-prefix 'original/a b+c/é.jpg' --force --stack-name s"
-    )
+    assert result.verdict.fix == "imgproc dlq replay --key 'original/a b+c/é.jpg' --force --stack-name s"
 
 
 def test_retries_exhausted_is_replayed() -> None:
     result = explain(sizes=observed(etag=None), letters=[letter("RetriesExhausted", failed_at="")])
-    assert result.verdict.fix == "imgproc dlq replay --key-prefix 'original/a b+c/é.jpg'"
+    assert result.verdict.fix == "imgproc dlq replay --key 'original/a b+c/é.jpg'"
 
 
 def test_healthy_with_an_old_failure_left_on_the_dlq_says_how_to_clear_it() -> None:
     result = explain(letters=[letter(failed_at="2026-12-01T10:00:00Z")])
     assert result.verdict.healthy
-    assert any("imgproc dlq purge --key-prefix" in note for note in result.notes)
+    assert any("imgproc dlq purge --key" in note for note in result.notes)
 
 
 def test_the_catalog_tells_a_dead_lettered_version_whose_message_is_gone() -> None:
@@ -229,3 +227,93 @@ def test_a_rendition_key_maps_back_through_the_processors_naming(
 def test_keys_that_name_no_source_are_usage_errors(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse(text)
+
+
+# --- walk of issue 16: collisions, a source deleted on purpose, an orphan's absent sizes -----------
+
+
+def claimed_sizes(key: str, other: str) -> list[SizeObservation]:
+    """Every size of ``key`` held by ``other``'s rendition: its marker names ``other``."""
+    return [
+        SizeObservation(
+            size.size,
+            tuple(
+                Candidate(c.key, c.digest, markers.build(other, "etag-other", c.digest), key)
+                for c in size.candidates
+            ),
+        )
+        for size in observed(key)
+    ]
+
+
+def test_a_rendition_whose_marker_names_another_source_is_claimed_and_the_fix_is_a_rename() -> None:
+    other = "original/a b+c/é.jpg.jpg"
+    result = explain(sizes=claimed_sizes(KEY, other))
+    assert result.verdict.state is State.COLLISION
+    assert not result.verdict.healthy
+    assert {r.state for r in result.renditions} == {RenditionState.CLAIMED}
+    assert {r.claimed_by for r in result.renditions} == {other}
+    assert f"claimed by {other} (a name collision" in result.verdict.summary
+    assert result.verdict.fix is not None
+    assert result.verdict.fix.startswith(f"rename one of the two sources ({KEY} or {other})")
+    assert "enqueue" not in result.verdict.fix.split(":")[0]
+    # Even with the source's own ETag (the same bytes), it is not this key's: never current.
+    same_bytes = [
+        SizeObservation(
+            s.size,
+            tuple(replace(c, metadata=markers.build(other, "etag-now", c.digest)) for c in s.candidates),
+        )
+        for s in claimed_sizes(KEY, other)
+    ]
+    assert explain(sizes=same_bytes).verdict.state is State.COLLISION
+    # Its own marker (the key as the handler writes it, URL-quoted) is not a claim.
+    own = [
+        SizeObservation(s.size, tuple(replace(c, source_key=KEY) for c in s.candidates)) for s in observed()
+    ]
+    assert explain(sizes=own).verdict.state is State.HEALTHY
+
+
+def test_without_a_source_another_keys_renditions_are_not_orphans_to_delete() -> None:
+    result = explain(None, claimed_sizes(KEY, "original/other.jpg"))
+    assert result.verdict.state is State.NO_SOURCE
+    assert "original/other.jpg's renditions: a name collision" in result.verdict.summary
+    assert not any(r.state is RenditionState.ORPHANED for r in result.renditions)
+
+
+def test_a_source_gone_with_a_message_left_proposes_an_upload_or_the_exact_purge() -> None:
+    result = explain(None, observed(etag=None), letters=[letter()])
+    assert result.verdict.state is State.NO_SOURCE
+    assert result.verdict.fix == (
+        f"fix the source: there is no object s3://src/{KEY}; upload it again, or if it was deleted on "
+        f"purpose: imgproc dlq purge --key '{KEY}'"
+    )
+
+
+def test_an_orphans_absent_sizes_are_none_because_the_source_is_gone_not_missing() -> None:
+    sizes = [
+        s
+        if s.size == "300x300"
+        else SizeObservation(s.size, tuple(replace(c, metadata=None) for c in s.candidates))
+        for s in observed(etag="etag-old")
+    ]
+    result = explain(None, sizes)
+    assert result.verdict.state is State.ORPHANED
+    states = {r.size: (r.state, r.reason) for r in result.renditions}
+    assert states == {
+        "300x300": (RenditionState.ORPHANED, ""),
+        "100x100": (RenditionState.NONE, "source gone"),
+    }
+    gone = explain(None, observed(etag=None))
+    assert {r.state for r in gone.renditions} == {RenditionState.NONE}
+
+
+def test_the_proposed_replay_and_purge_select_the_exact_key_quoted() -> None:
+    fixes = Fixes(("--stack-name", "s"))
+    assert (
+        fixes.purge("original/it's é+.jpg")
+        == "imgproc dlq purge --key 'original/it'\"'\"'s é+.jpg' --stack-name s"
+    )
+    assert (
+        fixes.replay("original/a.jpg", force=True)
+        == "imgproc dlq replay --key original/a.jpg --force --stack-name s"
+    )

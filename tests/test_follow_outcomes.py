@@ -79,3 +79,17 @@ def test_a_record_the_handler_ignores_is_ignored_unless_its_message_is_back() ->
     seen = Observation(None, (), ignored="outside-source-prefix")
     assert classify(seen) == Verdict(Outcome.IGNORED, ignored="outside-source-prefix")
     assert classify(Observation(None, (), BACK, ignored="folder-marker")).outcome is Outcome.FAILED_AGAIN
+
+
+def test_a_rendition_claimed_by_another_source_key_is_not_rendered_for_this_one() -> None:
+    # `original/a` (no extension, rendered as PNG) and `original/a.png` share resized/WxH/a.png:
+    # a marker naming the other key is the other key's rendition, even with the same bytes (ETag).
+    def claimed(key: str, meta: dict[str, str] | None) -> list[list[CandidateSeen]]:
+        return [[CandidateSeen("resized/100x100/a.jpg", DIGEST_100, meta, key)]]
+
+    mine = markers.build("original/a.jpg", f'"{ETAG}"', DIGEST_100)
+    assert classify(Observation(ETAG, claimed("original/a.jpg", mine))) == Verdict(Outcome.RENDERED)
+    other = markers.build("original/a", f'"{ETAG}"', DIGEST_100)
+    seen = classify(Observation(ETAG, claimed("original/a.jpg", other)))
+    assert seen == Verdict(Outcome.PENDING, claimed_by="original/a")
+    assert not seen.outcome.final

@@ -41,6 +41,22 @@ def test_each_size_with_its_candidates_where_the_handler_writes_them(aws: Aws) -
     assert [c.key for c in small.current('"etag-old"')] == [small_jpeg.key]  # an ETag as S3 quotes it
 
 
+def test_a_rendition_whose_marker_names_another_source_key_is_claimed_not_current(aws: Aws) -> None:
+    # `original/a b+é` (no extension, rendered as PNG) writes where `original/a b+é.png` does.
+    config = Config(dest_bucket=DEST_BUCKET)
+    bare, named = "original/a b+é", "original/a b+é.png"
+    (shared,) = plan_renditions(config, named)[0].candidates
+    put_rendition(aws, shared.key, markers.build(bare, "etag-now", shared.digest))  # quoted, as written
+
+    large_named = next(observe_renditions(aws.s3, DEST_BUCKET, config, named))
+    (seen,) = large_named.candidates
+    assert (seen.source_key, seen.claimed_by) == (named, bare)
+    assert large_named.current("etag-now") == []  # the same ETag, but another key's rendition
+    large_bare = next(observe_renditions(aws.s3, DEST_BUCKET, config, bare))
+    assert [c.key for c in large_bare.current("etag-now")] == [shared.key]
+    assert [c.claimed_by for c in large_bare.candidates] == [None, None]
+
+
 def test_the_heads_are_made_one_size_at_a_time(aws: Aws) -> None:
     looks = observe_renditions(aws.s3, DEST_BUCKET, Config(dest_bucket=DEST_BUCKET), KEY)
     assert aws.calls["s3.HeadObject"] == 0

@@ -6,6 +6,12 @@ deployed function's :class:`~processor.config.Config`, see :func:`toolkit.functi
 so a rendition is looked for exactly where the handler writes it, with the recipe digest it would
 give it today; "current" is the handler's own test (:func:`processor.markers.is_current`). What a
 command makes of it (explain's verdict, the follow's outcome) is that command's business.
+
+Two source keys can map to one rendition key (``original/a`` with no extension, rendered as PNG, and
+``original/a.png`` both write ``resized/WxH/a.png``): the object there is then the rendition of
+whichever was rendered last, and its ``source-key`` marker says which. A candidate whose marker names
+another source key is *claimed* by it (:attr:`Candidate.claimed_by`): not this key's rendition,
+current or not, and re-enqueueing this key would only take it back until the other one is rendered.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from processor import markers, storage
 from processor.config import Config
@@ -26,10 +33,22 @@ class Candidate:
     key: str
     digest: str  # today's recipe digest for this key: the one its marker must carry to be current
     metadata: Mapping[str, str] | None  # the rendition's user metadata; None: no such object
+    source_key: str | None = None  # the source it is looked for; None: the claim is not checked
 
     def is_current(self, source_etag: str) -> bool:
-        """Made from the source's ``source_etag`` with today's recipe, as the handler decides it."""
-        return markers.is_current(self.metadata, source_etag, self.digest)
+        """Made from the source's ``source_etag`` with today's recipe, as the handler decides it, and
+        not claimed by another source key (then it is that key's rendition, whatever its ETag)."""
+        return self.claimed_by is None and markers.is_current(self.metadata, source_etag, self.digest)
+
+    @property
+    def claimed_by(self) -> str | None:
+        """The other source key this rendition's ``source-key`` marker names (a name collision), or
+        None: no object, no such marker (renditions of older versions), or it names this key."""
+        marked = (self.metadata or {}).get(markers.SOURCE_KEY)
+        if marked is None or self.source_key is None:
+            return None
+        other = unquote(marked)
+        return None if other == self.source_key else other
 
 
 @dataclass(frozen=True)
@@ -53,7 +72,7 @@ def observe_renditions(
         yield SizeObservation(
             str(plan.spec.size),
             tuple(
-                Candidate(c.key, c.digest, storage.head_metadata(s3, dest_bucket, c.key))
+                Candidate(c.key, c.digest, storage.head_metadata(s3, dest_bucket, c.key), source_key)
                 for c in plan.candidates
             ),
         )
