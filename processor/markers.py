@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 SOURCE_ETAG = "source-etag"
 SOURCE_KEY = "source-key"
@@ -33,13 +33,18 @@ def is_current(metadata: Mapping[str, str] | None, source_etag: str, digest: str
     return metadata.get(SOURCE_ETAG) == strip_quotes(source_etag) and metadata.get(RENDITION) == digest
 
 
+def source_key_of(metadata: Mapping[str, str] | None) -> str | None:
+    """The source key a rendition's ``source-key`` marker names (decoded), or None without one."""
+    marked = (metadata or {}).get(SOURCE_KEY)
+    return None if marked is None else unquote(marked)
+
+
 def made_for_another_source(metadata: Mapping[str, str] | None, source_key: str) -> bool:
     """True when ``metadata`` (a rendition's HEAD) says it was made from a source other than
     ``source_key``: two source keys whose renditions share a name (``a`` rendered as PNG and
-    ``a.png``; docs/design.md, "Rendition keys"). Such a rendition is the other source's to keep."""
-    if not metadata or SOURCE_KEY not in metadata:
-        return False
-    return metadata[SOURCE_KEY] != quote(source_key)
+    ``a.png``; docs/design.md, "Contract: rendition keys"). Such a rendition is the other's to keep."""
+    marked = source_key_of(metadata)
+    return marked is not None and marked != source_key
 
 
 def strip_quotes(etag: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from processor import markers, storage
 from processor.config import Config
@@ -44,11 +43,9 @@ class Candidate:
     def claimed_by(self) -> str | None:
         """The other source key this rendition's ``source-key`` marker names (a name collision), or
         None: no object, no such marker (renditions of older versions), or it names this key."""
-        marked = (self.metadata or {}).get(markers.SOURCE_KEY)
-        if marked is None or self.source_key is None:
+        if self.source_key is None or not markers.made_for_another_source(self.metadata, self.source_key):
             return None
-        other = unquote(marked)
-        return None if other == self.source_key else other
+        return markers.source_key_of(self.metadata)
 
 
 @dataclass(frozen=True)
