@@ -254,3 +254,23 @@ def test_a_broken_avif_in_a_generic_container_is_not_called_heif() -> None:
 
     assert "AVIF" in str(caught.value)
     assert "HEIF" not in str(caught.value)
+
+
+def test_a_decoder_missing_from_the_package_is_not_blamed_on_the_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pillow-heif absent, or its libheif failing to load: an ImportError, retried as unexpected,
+    never a permanent CorruptImage that would delete every HEIF's renditions and dead-letter them."""
+    data = imagegen_heic()
+    heif._strict_image_file.cache_clear()
+    for name in ("pillow_heif", "pillow_heif.as_plugin"):  # importing them raises ImportError
+        monkeypatch.setitem(sys.modules, name, None)
+    try:
+        with pytest.raises(ImportError):
+            render(data, [spec(30, 30)], max_pixels=MAX)
+    finally:
+        heif._strict_image_file.cache_clear()
+
+
+def imagegen_heic() -> bytes:
+    return imagegen.heif(imagegen.photo(64, 48))

@@ -175,6 +175,20 @@ def test_palette_and_late_metadata_are_left_to_pillow() -> None:
     assert (out.width, out.height) == (10, 20)  # the late orientation honoured, as before
 
 
+def test_a_late_icc_profile_is_honoured_as_pillow_honours_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An iCCP chunk after the pixel data (valid PNG: Pillow reads it while loading) must convert the
+    colours exactly as before; libspng's binding would not apply it, so Pillow decodes such a file."""
+    profile = zlib.compress(imagegen.adobe_rgb_icc())
+    late = imagegen.raw_png(
+        64, 48, 8, 2, seed=3, after_pixels=[imagegen.png_chunk(b"iCCP", b"x\x00\x00" + profile)]
+    )
+    assert png.decode(Image.open(io.BytesIO(late)), late) is None
+    specs = [spec(30, 30)]
+    fast = render(late, specs, max_pixels=MAX)
+    monkeypatch.setattr(png, "_spng", lambda: None)
+    assert [r.data for r in fast] == [r.data for r in render(late, specs, max_pixels=MAX)]
+
+
 def idat_offset(data: bytes) -> int:
     return data.index(b"IDAT") + 4
 

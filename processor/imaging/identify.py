@@ -122,7 +122,7 @@ def identify(stream: Stream, data: bytes, max_pixels: int) -> ImageFile.ImageFil
                 im, reasons = _open_as(stream, DECODE_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image header declares too many pixels: {_short(exc)}") from None
-    except MemoryError:
+    except (MemoryError, ImportError):  # ImportError: a decoder missing from the zip is not the image's fault
         raise
     except Exception as exc:  # a plugin rejected a header it recognised
         raise _decode_error(claimed or "image", exc) from None

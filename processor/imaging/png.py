@@ -49,8 +49,9 @@ _FORMATS: dict[tuple[str, int], str | None] = {
     ("RGBA", 16): "RGBA8",  # 16-bit grey + alpha: Pillow makes it RGBA
     ("RGBA", 8): "RGBA8",
 }
-# Chunks after the pixel data that Pillow reads while loading and that can carry the orientation.
-_LATE_METADATA = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
+# Chunks after the pixel data that Pillow reads while loading: they can carry the orientation (EXIF,
+# text) or the colour space (ICC profile, sRGB, gamma, chromaticities), so Pillow decodes such a file.
+_LATE_METADATA = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"iCCP", b"sRGB", b"gAMA", b"cHRM"})
 _CHUNK_HEAD = struct.Struct(">I4s")
 
 
