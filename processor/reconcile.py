@@ -3,11 +3,13 @@
 Events are hints: duplicated, late, out of order, replayed or backfilled, they all land here and
 the outcome depends only on the current state of S3, which makes every one of them safe:
 
-- source gone: its renditions are deleted (``DELETE_ON_REMOVE``);
+- source gone: its renditions are deleted (``DELETE_ON_REMOVE``): those the HEADs found marked with
+  this source key, never a rendition another source made under a shared name;
 - source present but its current version cannot be rendered (a permanent error: not an image,
   corrupt, too large, unsupported): its renditions show a version the source no longer has, so they
   are deleted, then the error propagates and the batch dead-letters the message;
-- every rendition current: skip (a HEAD each, sent at once with the source's: one round trip);
+- every rendition current: skip (a HEAD each, sent at once with the source's: one round trip), once
+  any other-format leftover of an earlier render (``auto``'s JPEG/PNG switch) is deleted;
 - otherwise: GET pinned to the ETag seen, render the stale ones, PUT, check the source is unchanged.
 
 With ``CATALOG_TABLE`` or ``NOTIFY_TOPIC_ARN`` set, :mod:`processor.followups` records and announces
@@ -148,8 +150,14 @@ class _Record:
                 f"source is {source.size} bytes, limit MAX_SOURCE_BYTES={config.max_source_bytes}"
             )
 
-        stale, existing, current = _stale_plans(plans, heads, source.etag)
+        stale, current, leftovers = _stale_plans(plans, heads, source.etag, ref.key)
         if not stale:
+            if leftovers:  # an earlier render's other format that a failed try left behind
+                with stage("delete"):
+                    storage.delete_keys(s3, config.dest_bucket, leftovers)
+                self._check_unchanged(
+                    source, f"changed while its leftover renditions were deleted ({source.etag})"
+                )
             chosen = [Chosen(candidate) for candidate in current.values()]
             self.deps.followups.after_skip(ref, source, chosen, redelivered=self.redelivered, stage=stage)
             return result
@@ -163,7 +171,7 @@ class _Record:
         chosen_by_plan = {i: Chosen(candidate) for i, candidate in current.items()}
         with stage("put"):
             puts: list[Callable[[], None]] = []
-            obsolete: list[str] = []
+            obsolete: list[str] = list(leftovers)
             for index, output in zip(stale, rendering.renditions, strict=True):
                 plan = plans[index]
                 candidate = plan.candidate_for(output.format)
@@ -182,9 +190,7 @@ class _Record:
                 chosen_by_plan[index] = Chosen(candidate, output=output)
                 # `auto` may have switched between JPEG and PNG since the last render.
                 obsolete += [
-                    c.key
-                    for c in plan.candidates
-                    if c.key != candidate.key and c.key in existing and c.key not in self._claimed()
+                    key for key in _existing_own(plan, heads.found[index], ref.key) if key != candidate.key
                 ]
             fanout.run_all(puts)  # every PUT at once: one round trip
             if obsolete:  # only once the new ones are written
@@ -230,23 +236,18 @@ class _Record:
         return result
 
     def _delete_all_renditions(self) -> None:
-        """Delete every candidate key of every size (whether its HEAD found it or not: a PUT may
-        have landed since), but those the HEADs found made for another source (:meth:`_claimed`)."""
+        """Delete the renditions the HEADs found of this source key: never one another source made
+        (a name shared by two sources), and no blind delete of a key found empty, which another
+        source's render may fill meanwhile. A render of this key landing after the HEADs needs no
+        blind delete either: its own check after writing sees the source changed or gone, and its
+        retry reconciles. A HEAD that failed on a key to decide about is raised (retried)."""
         with self.stage("delete"):
-            claimed = self._claimed()
-            keys = [c.key for plan in self.plans for c in plan.candidates if c.key not in claimed]
+            keys = [
+                key
+                for plan, found in zip(self.plans, self.heads.found, strict=True)
+                for key in _existing_own(plan, found, self.ref.key)
+            ]
             storage.delete_keys(self.deps.s3, self.config.dest_bucket, keys)
-
-    def _claimed(self) -> set[str]:
-        """The candidate keys whose HEAD found a rendition of another source key (a name shared by
-        two sources): this record must never delete them."""
-        return {
-            candidate.key
-            for plan, found in zip(self.plans, self.heads.found, strict=True)
-            for candidate, metadata in zip(plan.candidates, found, strict=True)
-            if not isinstance(metadata, BaseException)
-            and markers.made_for_another_source(metadata, self.ref.key)
-        }
 
     def _check_unchanged(self, source: storage.SourceHead, what: str) -> None:
         """:class:`SourceChanged` unless the source is still the version ``source``."""
@@ -290,25 +291,46 @@ def _head_all(
     return source, _Heads(per_plan)
 
 
+def _existing_own(
+    plan: Plan, found: list[dict[str, str] | BaseException | None], source_key: str
+) -> list[str]:
+    """The candidate keys of ``plan`` whose HEAD found a rendition of ``source_key`` (or one with no
+    ``source-key`` marker): what this record may delete. A failed HEAD among them is raised."""
+    keys = []
+    for candidate, metadata in zip(plan.candidates, found, strict=True):
+        if isinstance(metadata, BaseException):
+            raise metadata
+        if metadata is not None and not markers.made_for_another_source(metadata, source_key):
+            keys.append(candidate.key)
+    return keys
+
+
 def _stale_plans(
-    plans: list[Plan], heads: _Heads, etag: str
-) -> tuple[list[int], set[str], dict[int, Candidate]]:
-    """The indexes of the plans with no current rendition, which candidate keys of those exist at
-    all (to delete the one a format switch leaves behind), and for every other plan (by index) its
-    current candidate (the first current one). The failure of a HEAD that decides is raised here."""
+    plans: list[Plan], heads: _Heads, etag: str, source_key: str
+) -> tuple[list[int], dict[int, Candidate], list[str]]:
+    """The indexes of the plans with no current rendition; for every other plan (by index) its
+    current candidate; and the leftovers: the other candidates of those current plans that hold a
+    rendition of this source (an older format that a failed try, or a racing record, did not
+    delete), to be deleted. A rendition another source made is never current for this one, nor a
+    leftover. The failure of a HEAD that decides is raised here."""
     stale: list[int] = []
-    existing: set[str] = set()
     current: dict[int, Candidate] = {}
+    leftovers: list[str] = []
     for index, (plan, found) in enumerate(zip(plans, heads.found, strict=True)):
-        for candidate, metadata in zip(plan.candidates, found, strict=True):
-            if isinstance(metadata, BaseException):
-                raise metadata
-            if metadata is None:
-                continue
-            existing.add(candidate.key)
-            if markers.is_current(metadata, etag, candidate.digest):
-                current[index] = candidate
-                break  # the candidates after it do not matter, nor whether their HEADs failed
-        else:
+        own = _existing_own(plan, found, source_key)
+        chosen = next(
+            (
+                candidate
+                for candidate, metadata in zip(plan.candidates, found, strict=True)
+                if candidate.key in own
+                and isinstance(metadata, dict)
+                and markers.is_current(metadata, etag, candidate.digest)
+            ),
+            None,
+        )
+        if chosen is None:
             stale.append(index)
-    return stale, existing, current
+        else:
+            current[index] = chosen
+            leftovers += [key for key in own if key != chosen.key]
+    return stale, current, leftovers

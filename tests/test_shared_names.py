@@ -64,3 +64,46 @@ def test_removing_the_source_that_made_them_still_deletes_them(aws: Aws, config:
     assert deliver(aws, config, PNG_SOURCE, "ObjectRemoved:Delete") == {"batchItemFailures": []}
 
     assert aws.dest_keys() == []
+
+
+def test_a_failed_head_of_a_shared_name_is_retried_never_a_blind_delete(aws: Aws, config: Config) -> None:
+    rendered_png_source(aws, config)
+
+    def fail_once(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "HeadObject" and params["Key"] == SHARED[0] and not failed:
+            failed.append(params["Key"])
+            raise aws.s3.exceptions.ClientError({"Error": {"Code": "SlowDown"}}, "HeadObject")
+
+    failed: list[str] = []
+    aws.s3.meta.events.register("before-parameter-build.s3", fail_once)
+    assert deliver(aws, config, BARE_SOURCE, "ObjectRemoved:Delete") != {"batchItemFailures": []}  # retried
+    assert deliver(aws, config, BARE_SOURCE, "ObjectRemoved:Delete") == {"batchItemFailures": []}
+
+    assert failed == [SHARED[0]]
+    assert owners(aws) == dict.fromkeys(SHARED, PNG_SOURCE)
+
+
+def test_a_format_switch_that_failed_half_way_leaves_no_old_format_behind(aws: Aws, config: Config) -> None:
+    """``original/x.gif`` rendered as PNG (transparent), then overwritten with opaque pixels: JPEG now.
+    One PUT fails; the retry finds that size's JPEG current and must still delete its old PNG."""
+    key = "original/x.gif"
+    aws.put_source(key, imagegen.png_rgba(320, 240))
+    assert deliver(aws, config, key) == {"batchItemFailures": []}
+    assert aws.dest_keys() == ["resized/100x100/x.gif.png", "resized/300x300/x.gif.png"]
+    etag = aws.put_source(key, imagegen.photo_jpeg(320, 240))
+
+    def fail_one_put(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "PutObject" and params["Key"].startswith("resized/100x100/") and not failed:
+            failed.append(params["Key"])
+            raise aws.s3.exceptions.ClientError({"Error": {"Code": "InternalError"}}, "PutObject")
+
+    failed: list[str] = []
+    aws.s3.meta.events.register("before-parameter-build.s3", fail_one_put)
+    assert deliver(aws, config, key) != {"batchItemFailures": []}  # retried
+    assert deliver(aws, config, key) == {"batchItemFailures": []}
+
+    assert aws.dest_keys() == ["resized/100x100/x.gif.jpg", "resized/300x300/x.gif.jpg"]
+    etags = {
+        k: aws.s3.head_object(Bucket=DEST_BUCKET, Key=k)["Metadata"]["source-etag"] for k in aws.dest_keys()
+    }
+    assert set(etags.values()) == {etag}
