@@ -12,8 +12,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-# Bump when the pixels we produce for the same input and spec change (resampling, colour handling,
-# encoder settings): every rendition then re-renders on its next event.
+# Bump when the renditions we produce for the same input and spec look different (resampling, colour
+# handling, quality): every rendition then re-renders on its next event. Encoder effort alone (PNG's
+# zlib level, WebP's method) does not count: docs/design.md, "Reconcile rules".
 RENDERER_VERSION = "1"
 
 
