@@ -115,9 +115,11 @@ class Tracker:
     def sent(self, message: Mapping[str, Any]) -> None:
         failure = dead_letters.failure_id(message)
         self.sent_counts[failure] = dead_letters.replay_count(message) + 1
-        objects = _objects(str(message.get("Body", "")))
-        if not objects:
-            self.items.setdefault(f"message {failure}", Item(None, set())).failure_ids.add(failure)
+        body = str(message.get("Body", ""))
+        objects = _objects(body)
+        if not objects:  # the handler acknowledges an s3:TestEvent: only the DLQ could settle it otherwise
+            ignored = TEST_EVENT if _is_test_event(body) else None
+            self.items.setdefault(f"message {failure}", Item(None, set(), ignored)).failure_ids.add(failure)
         for bucket, key in objects:
             if key not in self.items:
                 ignored = ignore_reason(bucket or self.target.source_bucket, key, self.target.config)
@@ -125,18 +127,28 @@ class Tracker:
             self.items[key].failure_ids.add(failure)
 
     def ours(self, message: Mapping[str, Any]) -> list[Item]:
-        """The pending items a DLQ message says failed again (see the module doc)."""
+        """The items a DLQ message says failed again (see the module doc). A replayed message back on
+        the DLQ names every key of its body, even one a round already saw rendered: the DLQ is per
+        message, and the handler fails the whole message when one of its keys fails."""
         failure = dead_letters.failure_id(message)
         sent = self.sent_counts.get(failure)
         if sent is not None and dead_letters.replay_count(message) >= sent:
-            return [
-                i for i in self.items.values() if failure in i.failure_ids and not i.verdict.outcome.final
-            ]
+            return [i for i in self.items.values() if failure in i.failure_ids]
         arrived = dead_letters.sent_timestamp_ms(message)
         if arrived is None or arrived <= self.cutoff_ms:
             return []
         keys = dead_letters.source_keys(str(message.get("Body", "")))
         return [self.items[k] for k in keys if k in self.items and not self.items[k].verdict.outcome.final]
+
+
+TEST_EVENT = "s3:TestEvent"
+
+
+def _is_test_event(body: str) -> bool:
+    try:
+        return parse_body(body).test_event
+    except InvalidEvent:
+        return False
 
 
 def _objects(body: str) -> list[tuple[str | None, str]]:
@@ -235,7 +247,7 @@ def _dead_letters_back(sqs: Any, tracker: Tracker, report: FollowReport) -> None
         for item in tracker.ours(message):
             back.setdefault(id(item), DeadLetter.from_message(message))
     for item in report.items:
-        if not item.verdict.outcome.final and (id(item) in back or item.ignored is not None):
+        if id(item) in back or (item.ignored is not None and not item.verdict.outcome.final):
             item.verdict = classify(Observation(None, (), back.get(id(item)), ignored=item.ignored))
 
 

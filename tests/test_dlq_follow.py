@@ -443,3 +443,57 @@ def test_off_a_terminal_the_tally_is_a_line_when_it_changed(monkeypatch: pytest.
         "follow 12s of 5m: rendered 0, failed again 0, ignored 0, source gone 0, still pending 1",
         "follow 12s of 5m: rendered 1, failed again 0, ignored 0, source gone 0, still pending 0",
     ]
+
+
+def test_every_key_of_a_message_back_on_the_dlq_failed_again_even_one_seen_rendered(
+    stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One message naming a rendered key and a corrupt one: a first round may see the first rendered
+    before the handler gets the replayed message; once the message is back on the DLQ (the DLQ is per
+    message), both keys failed again."""
+    source = stack.outputs["SourceBucketName"]
+    a, b = "original/m/a.jpg", "original/m/b.jpg"
+    pipeline.put(a, imagegen.photo_jpeg(320, 240))
+    pipeline.notify(a)
+    pipeline.drain()
+    pipeline.put(b, CORRUPT)
+    body = s3_body(s3_record(a, bucket=source), s3_record(b, bucket=source))
+    dead_letter.send(
+        stack.sqs, stack.dlq, SqsMessage("m-ab", body, receive_count=1, replay_count=0), CorruptImage("x")
+    )
+    real, rounds = follow._heads, []
+
+    def heads(*args: Any, **kwargs: Any) -> int:  # the handler gets the replay after round 1's HEADs
+        turn = real(*args, **kwargs)
+        rounds.append(turn)
+        if len(rounds) == 1:
+            pipeline.drain()
+        return turn
+
+    monkeypatch.setattr(follow, "_heads", heads)
+    code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "20s")
+
+    assert {i["key"]: i["outcome"] for i in doc["follow"]["keys"]} == {a: "failed again", b: "failed again"}
+    assert code == 1
+
+
+def test_a_replayed_test_event_is_ignored_at_once(
+    stack: Stack, running: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """S3's s3:TestEvent names no key and the handler acknowledges it: nothing would ever settle it."""
+    body = json.dumps(
+        {
+            "Service": "Amazon S3",
+            "Event": "s3:TestEvent",
+            "Time": "2026-11-30T00:00:00Z",
+            "Bucket": stack.outputs["SourceBucketName"],
+            "RequestId": "R",
+            "HostId": "H",
+        }
+    )
+    stack.sqs.send_message(QueueUrl=stack.dlq, MessageBody=body)  # redriven by SQS: no attributes
+
+    code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "20s")
+
+    assert (code, doc["follow"]["timed_out"], doc["follow"]["pending"]) == (0, False, [])
+    assert doc["follow"]["tally"]["ignored"] == 1
