@@ -118,7 +118,7 @@ def parse_start(raw: str, manifest: Manifest) -> tuple[int, int]:
     """``DATA_FILE_KEY:LINE`` (a checkpoint printed by an earlier run) -> (file index, line)."""
     data_key, _, line = raw.rpartition(":")
     index = next((i for i, f in enumerate(manifest.files) if f.key == data_key), None)
-    if index is None or not line.isdigit():
+    if index is None or not (line.isascii() and line.isdigit()):  # "²".isdigit() is True
         raise InventoryError(
             f"--start-after {raw!r} is not a DATA_FILE:LINE checkpoint of {manifest.url} "
             "(with --from-inventory, give the checkpoint a previous run printed)"

@@ -134,6 +134,11 @@ def test_an_inventory_run_resumes_per_data_file_and_line(
     assert (code, out) == (2, "")
     assert err.startswith("imgproc backfill: --start-after 'original/inv/k001.jpg' is not a DATA_FILE:LINE")
 
+    superscript = f"{doc['checkpoint'].rpartition(':')[0]}:²"  # a digit to str.isdigit, not to int()
+    code, out, err = run_backfill(capsys, "--from-inventory", report.url, "--start-after", superscript)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"imgproc backfill: --start-after '{superscript}' is not a DATA_FILE:LINE")
+
 
 def test_reports_that_cannot_be_used_are_refused_in_one_line(
     stack: dict[str, str],
