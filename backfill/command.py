@@ -11,6 +11,7 @@ import argparse
 import json
 import shlex
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -169,12 +170,14 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         inventory=manifest,
     )
+    stop = threading.Event()
     job = Backfill(
         s3=aws.client(args, "s3"),
         sqs=aws.client(args, "sqs"),
         target=target,
         options=options,
-        limiter=RateLimiter(args.rate),
+        limiter=RateLimiter(args.rate, sleep=stop.wait),  # a Ctrl-C cuts a --rate wait short
+        stop=stop,
     )
     job.progress = BackfillProgress("backfill", summary=job.summary, backpressure=job.backpressure)
     with CtrlCStops(job.stop, "imgproc backfill: stopping after the batches in flight"):

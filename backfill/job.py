@@ -300,6 +300,9 @@ class Backfill:
             self._refused = pending[0].before  # stopped while held back: nothing sent from here on
             return
         self.limiter.acquire(len(pending))
+        if self.stop.is_set():  # stopped during the --rate wait: "Ctrl-C starts no new batch"
+            self._refused = pending[0].before
+            return
         self.window.submit(list(pending))
         pending.clear()
 

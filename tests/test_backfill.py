@@ -38,7 +38,7 @@ from processor import markers
 from processor.config import Config
 from processor.events import BACKFILL_MARKER, parse_body
 from toolkit.function import load_function
-from toolkit.throughput import Backpressure
+from toolkit.throughput import Backpressure, RateLimiter
 
 # moto's CloudFormation skips the template's policies (imgproc.local_stack applies them for `up`).
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
@@ -608,3 +608,28 @@ def test_the_summary_gives_a_rate_only_over_a_meaningful_time(listed: int, secon
     listed_line = backfill.render(target, backfill.Options(prefix="original/"), summary).splitlines()[1]
     assert listed_line.split()[0] == "listed"
     assert listed_line.endswith(f" keys {took}")
+
+
+def test_ctrl_c_during_a_rate_wait_starts_no_new_batch(stack: dict[str, str], s3: Any, sqs: Any) -> None:
+    """--rate 2: after the first batch, the next waits 5 s; a Ctrl-C meanwhile cuts the wait short and
+    sends nothing more (the checkpoint stays before the batch not sent)."""
+    keys = [f"original/r/k{i:03}.jpg" for i in range(30)]
+    put_tiny(s3, stack["SourceBucketName"], keys)
+    stop = threading.Event()
+    job = backfill.Backfill(
+        s3=s3,
+        sqs=sqs,
+        target=target_of(stack),
+        options=backfill.Options(prefix="original/r/"),
+        limiter=RateLimiter(2, sleep=stop.wait),
+        stop=stop,
+    )
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+
+    summary = job.run()
+
+    assert time.monotonic() - started < 4  # not the 5 s of the wait
+    assert (summary.stopped, summary.enqueued) == ("interrupted", 10)
+    assert depths(sqs, stack) == (10, 0)
+    assert summary.checkpoint == keys[9]
