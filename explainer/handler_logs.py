@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,14 +41,7 @@ class HandlerLogs:
     warning: str | None = None  # why the lines may not be about this run (local logs left from another)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "origin": self.origin,
-            "where": self.where,
-            "query": self.query,
-            "lines": self.lines,
-            "note": self.note,
-            "warning": self.warning,
-        }
+        return asdict(self)  # every field is JSON already
 
 
 def local_lines(

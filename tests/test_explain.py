@@ -37,6 +37,13 @@ def stack(environ: None, emptied_stack: dict[str, str]) -> dict[str, str]:
     return emptied_stack
 
 
+def dlq_visible(sqs: Any, stack: dict[str, str]) -> tuple[int, int]:
+    """The DLQ's (visible, in flight) message counts: explain must leave every message visible."""
+    attributes = sqs.get_queue_attributes(QueueUrl=stack["DeadLetterQueueUrl"], AttributeNames=["All"])
+    counts = attributes["Attributes"]
+    return int(counts["ApproximateNumberOfMessages"]), int(counts["ApproximateNumberOfMessagesNotVisible"])
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = cli.main(list(args))
     captured = capsys.readouterr()
@@ -173,10 +180,7 @@ def test_a_dead_lettered_key_shows_its_failure_and_the_dlq_keeps_it(
     assert entry["verdict"]["summary"].startswith("dead-lettered as CorruptImage at ")
     assert entry["verdict"]["fix"].startswith(f"fix the source: {letter['error_message']}")
     assert entry["dlq"] == {"scanned": 1, "depth": 1, "complete": True}
-    # Read, not consumed: the message is still there and visible to the next reader.
-    attributes = sqs.get_queue_attributes(QueueUrl=stack["DeadLetterQueueUrl"], AttributeNames=["All"])
-    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "1"
-    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+    assert dlq_visible(sqs, stack) == (1, 0)  # read, not consumed: still there for the next reader
 
 
 def test_a_recipe_change_makes_every_rendition_stale(
@@ -359,9 +363,7 @@ def test_ctrl_c_while_reading_the_dlq_releases_every_message_and_exits_130(
         "imgproc explain: stopping after the receive in flight (Ctrl-C again to stop at once)",
         "imgproc explain: interrupted",
     ]
-    attributes = sqs.get_queue_attributes(QueueUrl=stack["DeadLetterQueueUrl"], AttributeNames=["All"])
-    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "3"
-    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+    assert dlq_visible(sqs, stack) == (3, 0)
 
 
 def test_two_sources_mapping_to_one_rendition_key_are_a_collision_not_stale(
