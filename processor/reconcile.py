@@ -122,20 +122,19 @@ class _Record:
 
         with self.stage("head"):
             checked_at = int(time.time())
-            source, heads = _head_all(self.deps.s3, ref, self.config.dest_bucket, self.plans)
-        self.heads = heads
+            source, self.heads = _head_all(self.deps.s3, ref, self.config.dest_bucket, self.plans)
         if source is None:
             return self._remove_renditions(checked_at=checked_at)
         result.source = source
         structlog.contextvars.bind_contextvars(source_etag=source.etag)  # on every later line of the record
         try:
-            return self._render_current(source, heads)
+            return self._render_current(source)
         except PermanentError:
             self._remove_stale_after_failure(source)
             raise
 
-    def _render_current(self, source: storage.SourceHead, heads: _Heads) -> Result:
-        """Render what is stale of the source version ``source`` (``heads``: what the renditions'
+    def _render_current(self, source: storage.SourceHead) -> Result:
+        """Render what is stale of the source version ``source`` (:attr:`heads`: what the renditions'
         HEADs found); a permanent error means this version cannot be rendered at all."""
         ref, config, s3, plans, result, stage = (
             self.ref,
@@ -150,6 +149,7 @@ class _Record:
                 f"source is {source.size} bytes, limit MAX_SOURCE_BYTES={config.max_source_bytes}"
             )
 
+        heads = self.heads
         stale, current, leftovers = _stale_plans(plans, heads, source.etag, ref.key)
         if not stale:
             if leftovers:  # an earlier render's other format that a failed try left behind

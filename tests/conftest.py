@@ -329,20 +329,15 @@ def emptied_stack(module_stack: dict[str, str], monkeypatch: pytest.MonkeyPatch)
     """The module's stack with its queues and buckets emptied for this test; its outputs."""
     # moto's documented switch: real SQS allows one PurgeQueue a minute, a test module needs one a test.
     monkeypatch.setenv("MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR", "false")
-    empty(module_stack, boto3.client("sqs", region_name=REGION), boto3.client("s3", region_name=REGION))
-    return module_stack
-
-
-def empty(outputs: dict[str, str], sqs: Any, s3: Any) -> None:
-    """Purge the stack's queues and empty its buckets (moto: PurgeQueue empties at once, messages in
-    flight included, when MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR is false)."""
-    for url in (outputs["QueueUrl"], outputs["DeadLetterQueueUrl"]):
-        sqs.purge_queue(QueueUrl=url)
-    for bucket in (outputs["SourceBucketName"], outputs["DestinationBucketName"]):
+    sqs, s3 = boto3.client("sqs", region_name=REGION), boto3.client("s3", region_name=REGION)
+    for url in (module_stack["QueueUrl"], module_stack["DeadLetterQueueUrl"]):
+        sqs.purge_queue(QueueUrl=url)  # moto empties at once, messages in flight included
+    for bucket in (module_stack["SourceBucketName"], module_stack["DestinationBucketName"]):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if keys:
                 s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    return module_stack
 
 
 @pytest.fixture
