@@ -20,9 +20,10 @@ from rich.progress import ProgressColumn, SpinnerColumn, TextColumn
 from backfill import inventory
 from backfill.records import message_body, s3_record
 from backfill.window import Entry, Mark, SendWindow
-from processor import markers, storage
+from processor import markers
 from processor.config import Config
-from processor.renditions import ignore_reason, plan_renditions
+from processor.renditions import ignore_reason
+from toolkit.renditions import observe_renditions
 from toolkit.throughput import SQS_BATCH, Backpressure, BatchSendResult, Progress, RateLimiter, rate_text
 
 LIST_PAGE = 1000  # ListObjectsV2 maximum
@@ -200,15 +201,12 @@ class Backfill:
         return obj["LastModified"] is None or obj["LastModified"] < self.options.since
 
     def is_current(self, key: str, etag: str) -> bool:
-        """True when every rendition of ``key`` carries a marker for ``etag`` and today's recipe."""
+        """True when every rendition of ``key`` is current for ``etag`` and today's recipe, judged as
+        explain and the handler judge it (a rendition another source key made is not)."""
         config = self.target.config
-        for plan in plan_renditions(config, key):
-            if not any(
-                markers.is_current(storage.head_metadata(self.s3, config.dest_bucket, c.key), etag, c.digest)
-                for c in plan.candidates
-            ):
-                return False
-        return True
+        return all(
+            size.current(etag) for size in observe_renditions(self.s3, config.dest_bucket, config, key)
+        )
 
     def decisions(self) -> Iterator[tuple[dict[str, Any], Mark, str]]:
         """Each object with its position and decision, in order. With ``--skip-current`` the

@@ -244,8 +244,10 @@ def _dead_letters_back(sqs: Any, tracker: Tracker, report: FollowReport) -> None
     report.dlq_read += len(messages)
     back: dict[int, DeadLetter] = {}
     for message in messages:
-        for item in tracker.ours(message):
-            back.setdefault(id(item), DeadLetter.from_message(message))
+        items = tracker.ours(message)
+        letter = DeadLetter.from_message(message) if items else None
+        for item in items:
+            back.setdefault(id(item), letter)
     for item in report.items:
         if id(item) in back or (item.ignored is not None and not item.verdict.outcome.final):
             item.verdict = classify(Observation(None, (), back.get(id(item)), ignored=item.ignored))

@@ -10,9 +10,8 @@ Nothing here decides anything: :mod:`explainer.verdict` does.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from dlq_replayer.scan import PEEK_VISIBILITY, Scanner, queue_depth, scan_warnings
@@ -87,15 +86,4 @@ def scan_dead_letters(sqs: Any, dlq_url: str, keys: Iterable[str], *, limit: int
 
 def catalog_item(dynamodb: Any, table: str, key: str) -> dict[str, Any] | None:
     """The catalog item of ``key`` as plain JSON values (DynamoDB numbers as int or float), or None."""
-    item = catalog.get(dynamodb, table, key)
-    return None if item is None else _plain(item)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
-    return value
+    return catalog.get(dynamodb, table, key)  # decoded already: numbers as int

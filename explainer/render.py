@@ -4,7 +4,7 @@ see :mod:`toolkit.terminal`) and the ``--json`` document."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from explainer.handler_logs import HandlerLogs, describe_line
@@ -75,18 +75,7 @@ def to_json(report: KeyReport) -> dict[str, Any]:
         "source_key": explanation.source_key,
         "source": source_json(bucket, explanation.source_key, explanation.source),
         "renditions": [rendition_json(r) for r in explanation.renditions],
-        "dead_letters": [
-            {
-                "message_id": d.message_id,
-                "error_class": d.error_class,
-                "error_message": d.error_message,
-                "failed_at": d.failed_at,
-                "sent_at": d.sent_at,
-                "replay_count": d.replay_count,
-                "original_message_id": d.original_message_id,
-            }
-            for d in explanation.dead_letters
-        ],
+        "dead_letters": [asdict(d) for d in explanation.dead_letters],
         "dlq": dlq.to_json(),
         "catalog": {"table": catalog_table, "item": explanation.catalog} if catalog_table else None,
         "logs": logs.to_json(),

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from botocore.exceptions import NoRegionError
 
-from imgproc.entry import stdout_closed
+from imgproc.entry import EXIT_INTERRUPTED, stdout_closed
 from imgproc.extras import COMMAND_EXTRAS, MissingExtra, extra_providing, require
 from toolkit.errors import StackNotFound, UsageError, aws_message, one_line
 from toolkit.terminal import is_terminal
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_STATUS_HELP = (
     "Exit status: 0 done; 1 the stack, AWS or the environment failed (no stack, no credentials, "
     "endpoint unreachable); 2 bad options or input; 130 interrupted."

@@ -4,7 +4,7 @@ instead of one each, and so do its PUTs.
 
 The calls run on one module-level thread pool, created on first use (a record that makes a single
 call never starts it) and shared by the batch's record threads. Its threads are started on demand,
-so it grows to the number of calls in flight and no further (``_MAX_THREADS`` caps it). boto3
+so it grows to the number of calls in flight and no further (``MAX_THREADS`` caps it). boto3
 clients are thread-safe. Each call runs in a copy of the caller's context (the record's log context)
 and joins the caller's X-Ray trace. A call here must never itself fan out: a pool thread waiting for
 the pool could wait for ever.
@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 # Records in flight (CONCURRENCY, at most 64) times the calls each sends at once is the demand; threads
 # beyond what botocore's connection pool holds would only queue on it.
-_MAX_THREADS = 64
+MAX_THREADS = 64
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -34,7 +34,7 @@ def _executor() -> ThreadPoolExecutor:
     global _pool  # noqa: PLW0603 - one pool per process, made on first use
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_MAX_THREADS, thread_name_prefix="s3call")
+            _pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="s3call")
         return _pool
 
 

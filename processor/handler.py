@@ -20,6 +20,7 @@ from botocore.config import Config as BotoConfig
 
 from observability import logs, tracing
 from observability.metrics import BatchMetrics
+from processor import fanout
 from processor.batch import BatchResult, process_batch
 from processor.config import Config
 from processor.events import parse_sqs_event
@@ -45,9 +46,9 @@ def runtime() -> Runtime:
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,
         read_timeout=30,
-        # A record sends its HEADs (the source's, one or two per size) at once (processor.fanout):
-        # enough connections for every record in flight to do so without queueing on the pool.
-        max_pool_connections=max(10, config.concurrency * (1 + 2 * len(config.sizes))),
+        # The records in flight, and the calls they send at once on the fan-out pool (processor.fanout,
+        # at most MAX_THREADS of them): a connection each, so none queues on botocore's pool.
+        max_pool_connections=max(10, config.concurrency + fanout.MAX_THREADS),
     )
     # botocore's own clients, not boto3's: the same API, but importing boto3 imports s3transfer (and
     # multiprocessing) for the transfer methods it adds, ~80 ms of every cold start for nothing.

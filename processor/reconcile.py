@@ -189,9 +189,7 @@ class _Record:
                 )
                 chosen_by_plan[index] = Chosen(candidate, output=output)
                 # `auto` may have switched between JPEG and PNG since the last render.
-                obsolete += [
-                    key for key in _existing_own(plan, heads.found[index], ref.key) if key != candidate.key
-                ]
+                obsolete += [key for key in stale[index] if key != candidate.key]
             fanout.run_all(puts)  # every PUT at once: one round trip
             if obsolete:  # only once the new ones are written
                 storage.delete_keys(s3, config.dest_bucket, obsolete)
@@ -293,43 +291,39 @@ def _head_all(
 
 def _existing_own(
     plan: Plan, found: list[dict[str, str] | BaseException | None], source_key: str
-) -> list[str]:
+) -> dict[str, dict[str, str]]:
     """The candidate keys of ``plan`` whose HEAD found a rendition of ``source_key`` (or one with no
-    ``source-key`` marker): what this record may delete. A failed HEAD among them is raised."""
-    keys = []
+    ``source-key`` marker), with its markers: what this record may delete. A failed HEAD among them
+    is raised."""
+    own = {}
     for candidate, metadata in zip(plan.candidates, found, strict=True):
         if isinstance(metadata, BaseException):
             raise metadata
         if metadata is not None and not markers.made_for_another_source(metadata, source_key):
-            keys.append(candidate.key)
-    return keys
+            own[candidate.key] = metadata
+    return own
 
 
 def _stale_plans(
     plans: list[Plan], heads: _Heads, etag: str, source_key: str
-) -> tuple[list[int], dict[int, Candidate], list[str]]:
-    """The indexes of the plans with no current rendition; for every other plan (by index) its
-    current candidate; and the leftovers: the other candidates of those current plans that hold a
-    rendition of this source (an older format that a failed try, or a racing record, did not
-    delete), to be deleted. A rendition another source made is never current for this one, nor a
-    leftover. The failure of a HEAD that decides is raised here."""
-    stale: list[int] = []
+) -> tuple[dict[int, list[str]], dict[int, Candidate], list[str]]:
+    """The plans with no current rendition (by index: the keys holding a rendition of this source
+    under another candidate, to delete once the new one is written); for every other plan (by
+    index) its current candidate; and the leftovers: the other candidates of those current plans
+    that hold a rendition of this source (an older format that a failed try, or a racing record, did
+    not delete), to be deleted. A rendition another source made is never current for this one, nor
+    a leftover. The failure of a HEAD that decides is raised here."""
+    stale: dict[int, list[str]] = {}
     current: dict[int, Candidate] = {}
     leftovers: list[str] = []
     for index, (plan, found) in enumerate(zip(plans, heads.found, strict=True)):
         own = _existing_own(plan, found, source_key)
         chosen = next(
-            (
-                candidate
-                for candidate, metadata in zip(plan.candidates, found, strict=True)
-                if candidate.key in own
-                and isinstance(metadata, dict)
-                and markers.is_current(metadata, etag, candidate.digest)
-            ),
+            (c for c in plan.candidates if c.key in own and markers.is_current(own[c.key], etag, c.digest)),
             None,
         )
         if chosen is None:
-            stale.append(index)
+            stale[index] = list(own)
         else:
             current[index] = chosen
             leftovers += [key for key in own if key != chosen.key]
