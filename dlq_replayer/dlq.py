@@ -33,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dlq_replayer import census, follow, moves, render, replay_follow
 from dlq_replayer.scan import Depth, Filters, Scanner, queue_depth
 from processor.errors import PermanentError
-from toolkit import aws
+from toolkit import aws, interrupts
 from toolkit.dead_letters import RETRIES_EXHAUSTED
 from toolkit.durations import format_duration
 from toolkit.errors import StackNotFound, aws_message, one_line
@@ -220,6 +220,7 @@ def _execute(
     try:
         with _stops_on_ctrl_c(scanner, report.action):
             work(progress, _now())
+            interrupts.check(scanner.stop)  # a Ctrl-C after the work's last check was still a Ctrl-C
     except KeyboardInterrupt:
         report.interrupted = True
     except (ClientError, BotoCoreError, OSError) as exc:

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from conftest import REGION, hook_sqs, s3_body, s3_record
 from dlqkit import CORRUPT, Pipeline, Stack, run_dlq, run_json
 
-from dlq_replayer import follow, render
+from dlq_replayer import follow, moves, render
 from dlq_replayer.outcomes import Outcome, Verdict
 from imgproc import cli
 from processor import dead_letter
@@ -497,3 +497,24 @@ def test_a_replayed_test_event_is_ignored_at_once(
 
     assert (code, doc["follow"]["timed_out"], doc["follow"]["pending"]) == (0, False, [])
     assert doc["follow"]["tally"]["ignored"] == 1
+
+
+def test_ctrl_c_after_the_replays_last_call_is_still_an_interruption(
+    stack: Stack, pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Ctrl-C lands once the replay made its last stop check: acknowledged ("stopping after the
+    call in flight"), so the follow must not start and the exit status is 130."""
+    fix(pipeline, "original/late.jpg")
+    dead_letter_of(stack, "original/late.jpg")
+    replay = moves.replay
+
+    def then_ctrl_c(*args: Any, **kwargs: Any) -> None:
+        replay(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(moves, "replay", then_ctrl_c)
+
+    code, doc = run_json(capsys, "replay", "--follow", "--follow-timeout", "1m")
+
+    assert (code, doc["moved"], doc["interrupted"]) == (130, 1, True)
+    assert doc["follow"] is None or doc["follow"]["rounds"] == 0
