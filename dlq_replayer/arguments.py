@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = actions.add_parser("inspect", help=text, description=text)
     sub.epilog = (
         "Consumes nothing: each message read stays hidden for --visibility seconds and is released when the "
-        "scan ends. Exit status: 0; 1 when the stack or AWS cannot be read."
+        "scan ends. Exit status: 0; 1 when the stack or AWS cannot be read; 2 bad options; 130 interrupted."
     )
     _add_common(sub, verb="read")
     sub.add_argument(
